@@ -1,0 +1,40 @@
+"""One LightningDataModule for any ``GroundTruthData``.
+
+Batches are rendered whole (no per-item DataLoader, no worker processes on a 2-core machine).
+Batch t of a run draws from ``np.random.default_rng([seed, t])``, so a resumed run sees exactly
+the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from dislab.data.ground_truth import GroundTruthData
+
+
+class _Batches(IterableDataset):
+    def __init__(self, data: GroundTruthData, batch_size: int, seed: int, start: int):
+        self.data, self.batch_size, self.seed, self.start = data, batch_size, seed, start
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            rng = np.random.default_rng([self.seed, step])
+            yield torch.from_numpy(self.data.sample_observations(self.batch_size, rng))
+            step += 1
+
+
+class GroundTruthDataModule(pl.LightningDataModule):
+    def __init__(self, data: GroundTruthData, batch_size: int = 64, seed: int = 0):
+        super().__init__()
+        if batch_size <= 0:
+            raise ValueError(f"batch_size={batch_size} must be a positive integer")
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.start_step = 0  # set by the trainer driver when resuming
+
+    def train_dataloader(self):
+        ds = _Batches(self.data, self.batch_size, self.seed, self.start_step)
+        return DataLoader(ds, batch_size=None, num_workers=0)

@@ -1,0 +1,51 @@
+"""Atomic file writes: write a temporary file beside the target, then rename it over the target,
+so a killed run never leaves a half-written result."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_bytes(path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path, **arrays) -> Path:
+    buf = io.BytesIO()
+    import numpy as np
+
+    np.savez_compressed(buf, **arrays)
+    return write_bytes(path, buf.getvalue())
+
+
+def write_png(path, image) -> Path:
+    """``image``: uint8 array (H, W) or (H, W, 3)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return write_bytes(path, buf.getvalue())

@@ -1,0 +1,81 @@
+"""Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", eq. 3 & 10)
+and the base LightningModule every method subclasses.
+
+loss = -E_q log p(x|z) + regularizer(KL, mu, logvar, z), where the reconstruction term is summed
+over pixels and averaged over the batch, and KL = KL(q(z|x) || N(0, I)) summed over latents and
+averaged over the batch (closed form). A method overrides ``regularizer`` only; the plain VAE's
+regulariser is the KL itself.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from dislab.objectives.gaussian import gaussian_kl
+from dislab.objectives.recon import RECON_LOSSES, reconstruction_loss
+
+
+class VAE(pl.LightningModule):
+    #: whether z is sampled from q(z|x) during training (False: deterministic autoencoder)
+    stochastic = True
+
+    def __init__(self, net: torch.nn.Module, optimizer: partial | None = None, recon: str = "bernoulli",
+                 dataset_size: int | None = None):
+        super().__init__()
+        if recon not in RECON_LOSSES:
+            raise ValueError(f"recon={recon!r} is not a reconstruction loss; allowed: {', '.join(RECON_LOSSES)}")
+        self.net = net
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-4)
+        self.recon = recon
+        self.dataset_size = dataset_size
+
+    # -- the hook --------------------------------------------------------------------------
+    def regularizer(self, kl, mu, logvar, z) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (regulariser loss, extra scalars to log). ``kl`` is the batch-mean KL summed
+        over latents; ``mu``, ``logvar``, ``z`` are (B, D)."""
+        return kl, {}
+
+    # -- training --------------------------------------------------------------------------
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.net.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.stochastic else mu
+        logits = self.net.decode(z)
+        recon = reconstruction_loss(logits, x, self.recon)
+        kl = gaussian_kl(mu, logvar).sum(1).mean()
+        reg, logs = self.regularizer(kl, mu, logvar, z)
+        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **logs}
+
+    def training_step(self, batch, batch_idx):
+        terms = self.losses(batch)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        return terms["loss"]
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(self.parameters())
+
+    # -- inference -------------------------------------------------------------------------
+    def _infer(self, fn, x: np.ndarray):
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                return fn(torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device))
+        finally:
+            self.train(was_training)
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and log-variance of q(z|x) for a numpy batch."""
+        mu, logvar = self._infer(self.net.encode, x)
+        return mu.cpu().numpy(), logvar.cpu().numpy()
+
+    def represent(self, x: np.ndarray) -> np.ndarray:
+        """The representation scored by metrics: the posterior mean, shape (n, z_dim)."""
+        return self._infer(lambda t: self.net.encode(t)[0], x).cpu().numpy()
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Mean image sigmoid(logits) for latent codes, shape (n, C, H, W)."""
+        return self._infer(lambda t: torch.sigmoid(self.net.decode(t)), z).cpu().numpy()

@@ -1,0 +1,1 @@
+"""Encoder/decoder pairs. Each exposes ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``."""

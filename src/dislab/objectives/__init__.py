@@ -1,0 +1,1 @@
+"""Pure loss-term functions shared by the models."""

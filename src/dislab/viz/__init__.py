@@ -1,0 +1,1 @@
+"""Pure picture functions: arrays in, arrays or figures out (no Lightning)."""

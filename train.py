@@ -1,0 +1,17 @@
+"""Train one model (or a sweep with -m): `python train.py model=beta_tcvae beta=6`."""
+
+import hydra
+
+from dislab.cli import check_overrides
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg):
+    from dislab.train import run
+
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    check_overrides()
+    main()
