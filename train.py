@@ -2,14 +2,15 @@
 
 import hydra
 
-from dislab.cli import check_overrides
+from dislab.cli import check_overrides, report_errors
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg):
     from dislab.train import run
 
-    return run(cfg)
+    with report_errors():
+        return run(cfg)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 # a few-step, few-point run on the toy data set
 FAST = ["dataset=toy", "net=mlp", "+net.hidden=32", "steps=4", "batch_size=16", "metrics=fast",
-        "metrics.mig.num_train=256", "metrics_every=2", "metrics_during.mig.num_train=128", "num_eval=128",
+        "metrics.mig.num_train=256", "metrics_every=2", "metrics_during.mig.num_train=128", "num_eval=128", "num_decomposition=64",
         "logger=none", "trainer=cpu", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 

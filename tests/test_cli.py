@@ -20,7 +20,7 @@ def _train(*args, timeout=300):
 
 def test_model_knobs_are_read_from_the_model_files():
     knobs = model_knobs()
-    assert knobs["vae"] == set() and knobs["beta_vae"] == {"beta"} and "beta" in knobs["beta_tcvae"]
+    assert knobs["vae"] == {} and knobs["beta_vae"] == {"beta": 4} and knobs["beta_tcvae"]["estimator"] == "mws"
 
 
 def test_a_knob_the_model_lacks_is_refused_in_one_line(capsys):

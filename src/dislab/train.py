@@ -7,6 +7,7 @@ logger, ``wandb/``. Every file is written atomically.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -20,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dislab import io
-from dislab.evaluate import compute_metrics, metric_settings, representation
+from dislab.evaluate import metric_settings, representation
 from dislab.viz.pictures import reconstructions, traversals
 
 log = logging.getLogger("dislab")
@@ -69,15 +70,27 @@ def group_name(cfg) -> str:
     return hc.runtime.choices.get("model", "dislab") if hc else "dislab"
 
 
+def _wandb_mode() -> None:
+    """Offline unless WANDB_MODE says otherwise; online without credentials falls back to offline
+    (with a warning) so nothing waits for a network or a login prompt."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if os.environ["WANDB_MODE"] == "online" and not os.environ.get("WANDB_API_KEY"):
+        netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+        if not (netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")):
+            log.warning("WANDB_MODE=online but no W&B credentials: logging offline (wandb sync uploads later)")
+            os.environ["WANDB_MODE"] = "offline"
+
+
 def make_loggers(cfg, run_dir: Path) -> list:
     loggers = []
-    for _name, node in (cfg.get("logger") or {}).items():
+    for node in (cfg.get("logger") or {}).values():
         kwargs = {"save_dir": str(run_dir)}
         if "Wandb" in node._target_:
-            os.environ.setdefault("WANDB_MODE", "offline")
-            os.environ.setdefault("WANDB_SILENT", "true")
-            kwargs.update(name=run_name(cfg), group=group_name(cfg),
-                          config=OmegaConf.to_container(cfg, resolve=True))
+            _wandb_mode()
+            previous = sorted((run_dir / "wandb").glob("*run-*"))  # a resumed run continues its W&B run
+            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=OmegaConf.to_container(cfg, resolve=True),
+                          id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
         loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
     return loggers
 
@@ -92,66 +105,143 @@ def _finish_wandb():
             wandb.finish()
 
 
-def write_pictures(model, data, run_dir: Path, eval_seed: int, loggers) -> None:
+def write_pictures(model, data, run_dir: Path, eval_seed: int) -> dict[str, np.ndarray]:
     x = data.sample_observations(8, np.random.default_rng([eval_seed, 2]))
     pics = {"traversals": traversals(model, x), "reconstructions": reconstructions(model, x)}
     for name, img in pics.items():
         io.write_png(run_dir / "pictures" / f"{name}.png", img)
-    for lg in loggers:
-        if hasattr(lg, "log_image"):
-            lg.log_image(key="pictures/traversals", images=[pics["traversals"]])
-            lg.log_image(key="pictures/reconstructions", images=[pics["reconstructions"]])
+    return pics
+
+
+def identity(cfg) -> dict:
+    """What a checkpoint's weights belong to; a resume with anything else is refused."""
+    return {"model": cfg.model._target_, "net": OmegaConf.to_container(cfg.net, resolve=True), "z_dim": cfg.z_dim,
+            "dataset": cfg.dataset._target_}
+
+
+def _resume_step(ckpt_path: Path, cfg) -> int:
+    from dislab.validate import ConfigError
+
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = state["callbacks"]["AtomicCheckpoint"]["identity"]
+        step = int(state["global_step"])
+    except Exception as e:
+        why = type(e).__name__
+        raise ConfigError(f"cannot resume from {ckpt_path}: not a readable dislab checkpoint ({why})") from e
+    mine = identity(cfg)
+    diff = [k for k in mine if saved.get(k) != mine[k]]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"{ckpt_path} was written with {k}={saved.get(k)}, not {mine[k]}; "
+                          f"use the same config or another run directory")
+    return step
+
+
+def _metrics_only(scalars: dict) -> dict[str, float]:
+    return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Train one model as configured; return its final metrics (flat keys)."""
+    """Train one model as configured; return its final metrics (flat keys).
+
+    A run directory that already holds ``metrics.json`` is complete: its metrics are returned
+    without training. One that holds ``checkpoints/last.ckpt`` is resumed (``resume=true``, the
+    default). On failure ``error.txt`` records the error in one line, and the error propagates.
+    """
+    from dislab.validate import ConfigError, validate, validate_data
+
+    validate(cfg)
+    run_dir = run_dir_of(cfg)
+    done = run_dir / "metrics.json"
+    if done.exists():
+        log.info("%s is complete; skipping (delete it to train again)", done)
+        return json.loads(done.read_text())["metrics"]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").unlink(missing_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
+    try:
+        return _train(cfg, run_dir, validate_data)
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt):
+            try:
+                io.write_text(run_dir / "error.txt", f"{type(e).__name__}: {e}\n")
+            except OSError:
+                pass
+        raise
+
+
+def _train(cfg, run_dir: Path, validate_data) -> dict[str, float]:
     import pytorch_lightning as pl
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from dislab.callbacks.checkpoint import AtomicCheckpoint
     from dislab.callbacks.history import HistoryLogger
-    from dislab.callbacks.metrics import MetricsDuringTraining, log_scalars
+    from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
+    from dislab.callbacks.nan_guard import NanGuard
     from dislab.data.datamodule import GroundTruthDataModule
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
-    run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     data = instantiate(cfg.dataset)
+    validate_data(cfg, data)
     net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
     model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
     final_metrics, during = instantiate(cfg.metrics) or {}, instantiate(cfg.metrics_during) or {}
+    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    resume = bool(cfg.resume) and ckpt_path.exists()
+    if resume:
+        dm.start_step = _resume_step(ckpt_path, cfg)
+        log.info("resuming %s from step %d", run_dir, dm.start_step)
 
     history = HistoryLogger(run_dir / "history.csv")
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
         untrained = {}
-        if cfg.eval_untrained and final_metrics:
-            untrained = compute_metrics(final_metrics, data, model.represent, cfg.eval_seed)
-            log_scalars(loggers, untrained, 0)
+        if cfg.eval_untrained and not resume:
+            scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
+            log_scalars(loggers, scalars, 0, prefix="")
+            untrained = _metrics_only(scalars)
             log.info("untrained: %s", untrained)
-        ckpt = AtomicCheckpoint(run_dir / "checkpoints" / "last.ckpt", cfg.checkpoint_every, history)
-        callbacks = [ckpt, MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed)]
+        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
+        callbacks = [ckpt, NanGuard(cfg.nan_policy),
+                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition)]
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
                               default_root_dir=str(run_dir))
-        trainer.fit(model, GroundTruthDataModule(data, cfg.batch_size, cfg.seed))
+        try:
+            trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
+        except SIGTERMException:
+            raise SystemExit(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
+                             f"re-run the same command to resume") from None
         ckpt.save(trainer)
         if not trainer.is_global_zero:
             return {}
 
-        values = compute_metrics(final_metrics, data, model.represent, cfg.eval_seed)
-        log_scalars(loggers, values, trainer.global_step)
+        scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
+        values = _metrics_only(scalars)
         io.write_npz(run_dir / "representation.npz", **representation(model, data, cfg.num_eval, cfg.eval_seed))
-        write_pictures(model, data, run_dir, cfg.eval_seed, loggers)
+        pics = write_pictures(model, data, run_dir, cfg.eval_seed)
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
+            "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
             "settings": metric_settings(final_metrics), "versions": versions(),
         })
-        for lg in loggers:
-            lg.finalize("success")
+        try:  # results are on disk: a logger failing now loses nothing
+            log_scalars(loggers, scalars, trainer.global_step, prefix="")
+            for lg in loggers:
+                if hasattr(lg, "log_image"):
+                    for name, img in pics.items():
+                        lg.log_image(key=f"pictures/{name}", images=[img])
+                lg.finalize("success")
+        except Exception as e:
+            log.warning("a logger failed after the results were written: %s", e)
         log.info("final: %s", values)
         return values
     finally:

@@ -5,12 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from pytorch_lightning import Callback
 
 
 class AtomicCheckpoint(Callback):
-    def __init__(self, path, every: int = 1000, history=None):
-        self.path, self.every, self.history = Path(path), every, history
+    """Also checkpoints on SIGTERM (SLURM pre-emption) and keeps, inside the checkpoint, the torch
+    RNG state (so a resumed run draws the same noise) and ``identity``: what the weights belong to
+    (model, net, z_dim, data set), checked before a resume."""
+
+    def __init__(self, path, every: int = 1000, history=None, identity: dict | None = None):
+        self.path, self.every, self.history, self.identity = Path(path), every, history, identity or {}
+
+    def state_dict(self):
+        return {"identity": self.identity, "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state):
+        torch.set_rng_state(state["torch_rng"])
 
     def save(self, trainer):
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,5 +33,6 @@ class AtomicCheckpoint(Callback):
                 self.history.flush()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.every and trainer.global_step % self.every == 0 and trainer.global_step < trainer.max_steps:
+        step = trainer.global_step
+        if trainer.received_sigterm or (self.every and step % self.every == 0 and step < trainer.max_steps):
             self.save(trainer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytorch_lightning import Callback
 
-from dislab.evaluate import compute_metrics
+from dislab.evaluate import compute_metrics, decomposition
 
 
 def log_scalars(loggers, values: dict[str, float], step: int, prefix: str = "metrics/"):
@@ -12,14 +12,25 @@ def log_scalars(loggers, values: dict[str, float], step: int, prefix: str = "met
         logger.log_metrics({f"{prefix}{k}": v for k, v in values.items()}, step=step)
 
 
+def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int) -> dict[str, float]:
+    """``metrics/<key>`` for every metric and, for a model with a Gaussian posterior,
+    ``decomposition/<term>`` (Chen et al.'s ELBO decomposition on a fixed sample)."""
+    out = {f"metrics/{k}": v for k, v in compute_metrics(metrics, data, model, eval_seed).items()}
+    if num_decomposition and getattr(model, "stochastic", False):
+        terms = decomposition(model, data, num_decomposition, eval_seed)
+        out.update({f"decomposition/{k}": v for k, v in terms.items()})
+    return out
+
+
 class MetricsDuringTraining(Callback):
-    def __init__(self, metrics: dict, data, every: int, eval_seed: int = 0):
+    def __init__(self, metrics: dict, data, every: int, eval_seed: int = 0, num_decomposition: int = 0):
         self.metrics, self.data, self.every, self.eval_seed = metrics, data, every, eval_seed
+        self.num_decomposition = num_decomposition
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if not (self.every and self.metrics and step % self.every == 0 and step < trainer.max_steps):
+        if not (self.every and step % self.every == 0 and step < trainer.max_steps):
             return
-        values = compute_metrics(self.metrics, self.data, pl_module.represent, self.eval_seed)
+        values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition)
         if trainer.is_global_zero:
-            log_scalars(trainer.loggers, values, step)
+            log_scalars(trainer.loggers, values, step, prefix="")

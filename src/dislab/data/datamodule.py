@@ -37,4 +37,6 @@ class GroundTruthDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         ds = _Batches(self.data, self.batch_size, self.seed, self.start_step)
-        return DataLoader(ds, batch_size=None, num_workers=0)
+        # its own generator: creating the iterator would otherwise draw from the global torch RNG,
+        # after a resume has restored it, and the resumed run would diverge
+        return DataLoader(ds, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(self.seed))

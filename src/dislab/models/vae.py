@@ -47,7 +47,9 @@ class VAE(pl.LightningModule):
         recon = reconstruction_loss(logits, x, self.recon)
         kl = gaussian_kl(mu, logvar).sum(1).mean()
         reg, logs = self.regularizer(kl, mu, logvar, z)
-        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **logs}
+        terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **logs}
+        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
+        return terms
 
     def training_step(self, batch, batch_idx):
         terms = self.losses(batch)

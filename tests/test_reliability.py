@@ -1,0 +1,181 @@
+"""Crash-safe resume, SIGTERM, the NaN guard, and one clear line for each bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAST, ROOT, compose
+from dislab.cli import report_errors
+from dislab.data.toy import Toy
+from dislab.train import run
+from dislab.validate import ConfigError
+
+# 300 steps of a tiny MLP, checkpoint every 20, one thread: deterministic on CPU
+RESUME = [o for o in FAST if not o.startswith(("steps=", "metrics_every="))] + [
+    "steps=300", "checkpoint_every=20", "metrics_every=0", "eval_untrained=false", "threads=1", "model=beta_tcvae"]
+
+
+def _weights(run_dir):
+    state = torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    return state["state_dict"], state["optimizer_states"][0]["state"], state["global_step"]
+
+
+def _start(run_dir):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.Popen([sys.executable, "train.py", *RESUME, f"run_dir={run_dir}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_checkpoint(proc, run_dir, timeout=120):
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    end = time.time() + timeout
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < end, "no checkpoint appeared"
+        time.sleep(0.02)
+    time.sleep(np.random.default_rng().uniform(0, 0.3))  # a random step after it
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("whole")
+    metrics = run(compose([*RESUME, f"run_dir={d}"]))
+    return metrics, _weights(d)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
+    proc = _start(tmp_path)
+    _wait_for_checkpoint(proc, tmp_path)
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0, out[-2000:]
+    assert not (tmp_path / "metrics.json").exists()
+    step = _weights(tmp_path)[2]
+    assert 0 < step < 300
+    if sig == signal.SIGTERM:
+        assert "SIGTERM at step" in out and "checkpoint saved" in out  # saved on the signal itself
+    metrics = run(compose([*RESUME, f"run_dir={tmp_path}"]))  # the same command again
+    whole_metrics, (w_state, w_opt, w_step) = uninterrupted
+    state, opt, final = _weights(tmp_path)
+    assert final == w_step == 300
+    assert all(torch.equal(state[k], w_state[k]) for k in w_state)
+    assert all(torch.equal(opt[i]["exp_avg"], w_opt[i]["exp_avg"]) for i in w_opt)
+    assert metrics == whole_metrics
+
+
+def test_a_complete_run_is_not_trained_again(run_fast):
+    metrics, run_dir = run_fast()
+    stamp = (run_dir / "metrics.json").stat().st_mtime_ns
+    again, _ = run_fast()
+    assert again == metrics and (run_dir / "metrics.json").stat().st_mtime_ns == stamp
+
+
+class NanToy(Toy):
+    """Toy data whose third training batch is NaN."""
+
+    calls = 0
+
+    def sample_observations_from_factors(self, factors, rng=None):
+        NanToy.calls += 1
+        x = super().sample_observations_from_factors(factors, rng)
+        return np.full_like(x, np.nan) if NanToy.calls == 3 else x
+
+
+def _nan_run(tmp_path, policy):
+    NanToy.calls = 0
+    over = [o for o in FAST if not o.startswith(("dataset=", "metrics_every="))]
+    cfg = compose([*over, "dataset=toy", f"dataset._target_={__name__}.NanToy", "metrics_every=0",
+                   "eval_untrained=false", "checkpoint_every=1", "steps=5", f"nan_policy={policy}",
+                   f"run_dir={tmp_path}"])
+    return run(cfg)
+
+
+def test_nan_policy_stop_names_the_step_and_terms_and_keeps_the_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e, report_errors():
+        _nan_run(tmp_path, "stop")
+    assert e.value.code == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: non-finite loss or gradient at step 2:") and "recon=nan" in err
+    assert err.count("\n") == 0
+    state, _, step = _weights(tmp_path)
+    assert step == 2 and all(torch.isfinite(v).all() for v in state.values())
+    assert not (tmp_path / "metrics.json").exists()
+    assert "NonFiniteError" in (tmp_path / "error.txt").read_text()
+
+
+def test_nan_policy_skip_skips_and_counts(tmp_path):
+    _nan_run(tmp_path, "skip")
+    state, _, step = _weights(tmp_path)
+    assert step == 5 and all(torch.isfinite(v).all() for v in state.values())
+    history = (tmp_path / "history.csv").read_text()
+    assert "train/skipped_steps" in history.splitlines()[0]
+
+
+BAD = {
+    "steps=0": "steps=0 is not allowed",
+    "z_dim=-1": "z_dim=-1 is not allowed",
+    "batch_size=0": "batch_size=0 is not allowed",
+    "batch_size=5000": "batch_size=5000 is larger than the data set",
+    "beta=-1": "beta=-1 is not allowed; beta must be a number >= 0",
+    "beta=abc": "beta='abc' is not allowed",
+    "lr=0": "lr=0 is not allowed",
+    "nan_policy=ignore": "nan_policy='ignore' is not allowed",
+    "+dataset.size=17": "toy size=17 must be a positive multiple of 16",
+}
+
+
+@pytest.mark.parametrize("override", BAD)
+def test_bad_value_gets_one_line_and_no_results(tmp_path, capsys, override):
+    cfg = compose([*FAST, "model=beta_tcvae", override, f"run_dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as e, report_errors():
+        run(cfg)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and BAD[override] in err, err
+    left = {p.name for p in (tmp_path / "run").rglob("*")} if (tmp_path / "run").exists() else set()
+    assert left <= {"error.txt"}, left
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as e, report_errors():
+        run(compose([*FAST, f"run_dir={blocker / 'run'}"]))
+    assert e.value.code == 2 and "cannot write the output directory" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_model_is_refused(run_fast, tmp_path):
+    with pytest.raises(ConfigError, match="was written with model=dislab.models.beta_vae.BetaVAE"):
+        d = tmp_path / "x"
+        run_fast("model=beta_vae", run_dir=d)
+        (d / "metrics.json").unlink()
+        run_fast("model=vae", run_dir=d)
+
+
+def test_a_full_disk_loses_nothing(run_fast, tmp_path, monkeypatch, capsys):
+    from dislab import io
+
+    real = io.write_bytes
+
+    def full(path, data):
+        if Path(path).name == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(io, "write_bytes", full)
+    with pytest.raises(SystemExit) as e, report_errors():
+        run_fast(run_dir=tmp_path / "r")
+    assert e.value.code == 1 and "no space left on the device" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "metrics.json").exists() and not list((tmp_path / "r").rglob("*.tmp"))
+    assert (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()  # the trained weights are kept
