@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 # glibc's allocator: stop returning memory to the system every step (measured by `make bench`)
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: help install run test lint
+.PHONY: help install run test lint bench
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
@@ -28,3 +28,6 @@ test: install ## run the test suite (fast, offline, CPU)
 
 lint: install ## ruff
 	$(PY) -m ruff check src tests scripts train.py
+
+bench: install ## measure speed as ratios (training vs bare loop, data, encoding, metrics, memory) -> bench.json
+	$(PY) scripts/bench.py

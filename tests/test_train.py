@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CONF
+from conftest import CONF, FAST, compose
 from dislab.wandb_records import read_run
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -59,3 +59,12 @@ def test_wandb_offline_run_holds_the_same_mig_as_metrics_json(run_fast):
     assert math.isclose(logged[-1], metrics["mig"]) and math.isclose(rec.summary["metrics/mig"], metrics["mig"])
     assert rec.config["beta"] == 4 and rec.config["model"]["_target_"] == "dislab.models.beta_vae.BetaVAE"
     assert any("pictures/traversals/_type" in h for h in rec.history)
+
+
+def test_eval_reproduces_the_final_metrics_from_the_checkpoint(run_fast):
+    from hydra.utils import instantiate
+
+    from dislab.evaluate import evaluate
+
+    metrics, run_dir = run_fast("model=beta_vae")
+    assert evaluate(run_dir, instantiate(compose(FAST).metrics)) == metrics

@@ -92,3 +92,11 @@ def decomposition(model, data, num: int = 2000, eval_seed: int = 0, chunk: int =
            "kl_sampled": (log_qz_x - log_pz).mean(), "kl": kl_d.sum()}
     out.update({f"kl_{i}": v for i, v in enumerate(kl_d)})
     return {k: float(v) for k, v in out.items()}
+
+
+def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, float]:
+    """Score a run directory's checkpoint with ``metrics`` (name -> partial); flat keys."""
+    from dislab.load import load_run
+
+    model, cfg, data = load_run(run_dir)
+    return compute_metrics(metrics, data, model, cfg.eval_seed if eval_seed is None else eval_seed)

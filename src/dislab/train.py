@@ -142,8 +142,8 @@ def _metrics_only(scalars: dict) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Train one model as configured; return its final metrics (flat keys).
+def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
+    """Train one model as configured; return its final metrics (flat keys). ``callbacks`` join the trainer's.
 
     A run directory that already holds ``metrics.json`` is complete: its metrics are returned
     without training. One that holds ``checkpoints/last.ckpt`` is resumed (``resume=true``, the
@@ -160,10 +160,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").unlink(missing_ok=True)
+        if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
+            io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
     try:
-        return _train(cfg, run_dir, validate_data)
+        return _train(cfg, run_dir, validate_data, list(callbacks))
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt):
             try:
@@ -173,7 +175,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise
 
 
-def _train(cfg, run_dir: Path, validate_data) -> dict[str, float]:
+def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str, float]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -212,7 +214,8 @@ def _train(cfg, run_dir: Path, validate_data) -> dict[str, float]:
             log.info("untrained: %s", untrained)
         ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
         callbacks = [ckpt, NanGuard(cfg.nan_policy),
-                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition)]
+                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition),
+                     *extra_callbacks]
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
                               default_root_dir=str(run_dir))
         try:

@@ -1,0 +1,32 @@
+"""Re-evaluate a finished run from its checkpoint: `python eval.py run=<run dir> metrics=all`."""
+
+import hydra
+
+from dislab.cli import report_errors
+
+
+@hydra.main(config_path="conf", config_name="eval", version_base="1.3")
+def main(cfg):
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from dislab import io
+    from dislab.evaluate import evaluate, metric_settings
+    from dislab.train import versions
+
+    with report_errors():
+        metrics = instantiate(cfg.metrics) or {}
+        values = evaluate(cfg.run, metrics, cfg.eval_seed)
+        out = Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
+        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "versions": versions()})
+        width = max(map(len, values), default=0)
+        for k, v in values.items():
+            print(f"{k:<{width}}  {v:.4f}")
+        print(f"written to {out}")
+        return values
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""`make bench`: dislab's speed as ratios measured in one run (absolute numbers are noisy on shared
+machines), printed and written as JSON (bench.json) to compare across commits.
+
+1. training steps/s of the default run (logging on, metrics off) / a bare PyTorch loop over the
+   same network, batch, loss and optimizer on an in-memory tensor (target >= 0.95), and / the same
+   bare loop with no tuning at all (target >= 1.3);
+2. images/s of each procedural data set / the training consumption (target >= 20);
+3. metric encoding (images/s at the metric batch size, through ``represent``) / bare inference;
+4. the default metric suite's wall time on a fixed representation, and each metric's share;
+5. peak memory (max RSS) of the default training run.
+Each training measurement runs in its own process, since the allocator tuning must be set
+before a process starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNED = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
+
+def _compose(overrides=()):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def _build(cfg):
+    from hydra.utils import instantiate
+
+    data = instantiate(cfg.dataset)
+    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
+    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
+    return data, model
+
+
+def bare_loop(steps: int, warmup: int, overrides) -> dict:
+    """The same network, loss and Adam on one in-memory batch, nothing else."""
+    import numpy as np
+    import torch
+
+    cfg = _compose(overrides)
+    torch.manual_seed(0)
+    data, model = _build(cfg)
+    x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng(0)))
+    opt = model.configure_optimizers()
+    for i in range(steps + warmup):
+        if i == warmup:
+            t0 = time.perf_counter()
+        loss = model.losses(x)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {"steps_per_s": steps / (time.perf_counter() - t0)}
+
+
+def framework(steps: int, warmup: int, overrides) -> dict:
+    """``python train.py`` with the default model and W&B logging, metrics off, timed in-process."""
+    import tempfile
+
+    from pytorch_lightning import Callback
+
+    from dislab.train import run
+
+    class Clock(Callback):
+        def on_train_batch_start(self, trainer, *a):
+            if trainer.global_step == warmup:
+                self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, *a):
+            self.t1 = time.perf_counter()
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = _compose([*overrides, f"steps={steps + warmup}", "metrics_every=0", "eval_untrained=false",
+                        "metrics=none", "num_eval=64", "num_decomposition=0", f"run_dir={d}",
+                        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"])
+        run(cfg, callbacks=(clock,))
+    return {"steps_per_s": steps / (clock.t1 - clock.t0)}
+
+
+def encoding(overrides, batch_size=64, n=2048) -> dict:
+    import numpy as np
+    import torch
+
+    cfg = _compose(overrides)
+    data, model = _build(cfg)
+    x = data.sample_observations(n, np.random.default_rng(0))
+    model.eval()
+    t0 = time.perf_counter()
+    for s in range(0, n, batch_size):
+        model.represent(x[s:s + batch_size])
+    dislab_rate = n / (time.perf_counter() - t0)
+    xt = torch.from_numpy(x)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for s in range(0, n, batch_size):
+            model.net.encode(xt[s:s + batch_size])
+        bare = n / (time.perf_counter() - t0)
+    return {"represent_images_per_s": dislab_rate, "bare_images_per_s": bare}
+
+
+def data_rates(batch_size=64, seconds=1.0) -> dict:
+    """Images/s of every data set that needs no file (conf/dataset/*.yaml composed with defaults)."""
+    import numpy as np
+    from hydra.utils import instantiate
+
+    out = {}
+    for p in sorted((ROOT / "conf" / "dataset").glob("*.yaml")):
+        try:
+            data = instantiate(_compose([f"dataset={p.stem}"]).dataset)
+        except Exception as e:  # needs a real file or a user-supplied path
+            out[p.stem] = {"skipped": str(e).splitlines()[0][:120]}
+            continue
+        rng = np.random.default_rng(0)
+        data.sample_observations(batch_size, rng)  # warm caches
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            data.sample_observations(batch_size, rng)
+            n += batch_size
+        out[p.stem] = {"images_per_s": n / (time.perf_counter() - t0)}
+    return out
+
+
+def _child(kind: str, env_tuned: bool, args) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["WANDB_MODE"] = env.get("WANDB_MODE", "offline")
+    if env_tuned:
+        env["GLIBC_TUNABLES"] = TUNED
+    cmd = [sys.executable, __file__, "--child", kind, "--steps", str(args.steps), "--warmup", str(args.warmup),
+           *sum((["--override", o] for o in args.override), [])]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300, help="timed training steps per measurement")
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--override", action="append", default=[], help="a Hydra override for every measurement")
+    ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        fn = {"bare": bare_loop, "framework": framework}[args.child]
+        res = fn(args.steps, args.warmup, args.override)
+        res["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(res))
+        return
+
+    t_start = time.perf_counter()
+    res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
+           "overrides": args.override}
+    res["bare_untuned"] = _child("bare", False, args)
+    res["bare_tuned"] = _child("bare", True, args)
+    res["framework"] = _child("framework", True, args)
+    fw, bare, untuned = (res[k]["steps_per_s"] for k in ("framework", "bare_tuned", "bare_untuned"))
+    res["ratio_framework_vs_bare"] = fw / bare
+    res["ratio_framework_vs_untuned_bare"] = fw / untuned
+    consume = fw * _compose(args.override).batch_size
+    res["data"] = data_rates()
+    for v in res["data"].values():
+        if "images_per_s" in v:
+            v["ratio_vs_training"] = v["images_per_s"] / consume
+    res["encoding"] = encoding(args.override)
+    res["encoding"]["ratio"] = res["encoding"]["represent_images_per_s"] / res["encoding"]["bare_images_per_s"]
+    try:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from bench_metrics import bench_metrics
+
+        res["metrics"] = bench_metrics()
+    except ImportError as e:
+        res["metrics"] = {"skipped": str(e)}
+    res["peak_memory_mb_training"] = res["framework"]["max_rss_mb"]
+    res["bench_seconds"] = time.perf_counter() - t_start
+
+    print(f"\ntraining  framework {fw:6.2f} steps/s | bare loop {bare:6.2f} | bare untuned {untuned:6.2f}")
+    print(f"          framework / bare          = {res['ratio_framework_vs_bare']:.3f}  (target >= 0.95)")
+    print(f"          framework / bare untuned  = {res['ratio_framework_vs_untuned_bare']:.3f}  (target >= 1.3)")
+    for name, v in res["data"].items():
+        if "images_per_s" in v:
+            print(f"data      {name:<16} {v['images_per_s']:10.0f} images/s = {v['ratio_vs_training']:7.1f} "
+                  f"x training consumption (target >= 20)")
+        else:
+            print(f"data      {name:<16} skipped: {v['skipped']}")
+    e = res["encoding"]
+    print(f"encoding  represent {e['represent_images_per_s']:.0f} images/s / bare {e['bare_images_per_s']:.0f} "
+          f"= {e['ratio']:.3f}")
+    m = res["metrics"]
+    if "total_s" in m:
+        print(f"metrics   default suite {m['total_s']:.1f} s: " +
+              ", ".join(f"{k} {v['seconds']:.1f}s ({v['share']:.0%})" for k, v in m["per_metric"].items()))
+        if m.get("ratio_vs_disentanglement_lib"):
+            print(f"          disentanglement_lib / dislab = {m['ratio_vs_disentanglement_lib']:.1f} (target >= 10)")
+    else:
+        print(f"metrics   {m}")
+    print(f"memory    peak RSS of a training run {res['peak_memory_mb_training']:.0f} MB")
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    print(f"written to {args.out} in {res['bench_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Rebuild a finished (or interrupted) run's model from its directory: ``.hydra/config.yaml`` plus
+``checkpoints/last.ckpt``, loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from dislab.validate import ConfigError
+
+
+def load_run(run_dir) -> tuple:
+    """Returns (model in eval mode, cfg, data)."""
+    run_dir = Path(run_dir)
+    cfg_path, ckpt = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    for p in (cfg_path, ckpt):
+        if not p.exists():
+            raise ConfigError(f"{run_dir} is not a dislab run directory: {p.relative_to(run_dir)} is missing")
+    cfg = OmegaConf.load(cfg_path)
+    data = instantiate(cfg.dataset)
+    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
+    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"{ckpt} does not fit the model of {cfg_path}: {str(e).splitlines()[0]}") from None
+    return model.eval(), cfg, data
