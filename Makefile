@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 # glibc's allocator: stop returning memory to the system every step (measured by `make bench`)
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: help install run test lint bench
+.PHONY: help install run test lint bench report
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
@@ -31,3 +31,6 @@ lint: install ## ruff
 
 bench: install ## measure speed as ratios (training vs bare loop, data, encoding, metrics, memory) -> bench.json
 	$(PY) scripts/bench.py
+
+report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] (default: newest sweep)
+	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1))

@@ -57,7 +57,8 @@ def run_name(cfg) -> str:
     if hc is None:
         return Path(run_dir_of(cfg)).name
     model = hc.runtime.choices.get("model", "model")
-    over = [o for o in hc.overrides.task if not o.startswith(("model=", "hydra.", "run_dir="))]
+    skip = ("model=", "hydra.", "run_dir=", "launcher=", "sweep_name=")
+    over = [o for o in hc.overrides.task if not o.lstrip("+").startswith(skip)]
     return "-".join([model, *(o.lstrip("+~") for o in over)])
 
 
@@ -89,7 +90,10 @@ def make_loggers(cfg, run_dir: Path) -> list:
         if "Wandb" in node._target_:
             _wandb_mode()
             previous = sorted((run_dir / "wandb").glob("*run-*"))  # a resumed run continues its W&B run
-            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=OmegaConf.to_container(cfg, resolve=True),
+            config = OmegaConf.to_container(cfg, resolve=True)  # knobs (beta, gamma, seed...) are top-level
+            config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
+                          sweep=group_name(cfg))
+            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=config,
                           id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
         loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
     return loggers
@@ -207,7 +211,7 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
         untrained = {}
-        if cfg.eval_untrained and not resume:
+        if cfg.eval_untrained and not resume and os.environ.get("LOCAL_RANK", "0") == "0":
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             log_scalars(loggers, scalars, 0, prefix="")
             untrained = _metrics_only(scalars)
@@ -224,6 +228,8 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
             raise SystemExit(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
                              f"re-run the same command to resume") from None
         ckpt.save(trainer)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # for in-process callers running more jobs
         if not trainer.is_global_zero:
             return {}
 

@@ -29,8 +29,7 @@ class MetricsDuringTraining(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if not (self.every and step % self.every == 0 and step < trainer.max_steps):
+        if not (self.every and trainer.is_global_zero and step % self.every == 0 and step < trainer.max_steps):
             return
         values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition)
-        if trainer.is_global_zero:
-            log_scalars(trainer.loggers, values, step, prefix="")
+        log_scalars(trainer.loggers, values, step, prefix="")

@@ -1,8 +1,9 @@
 """One LightningDataModule for any ``GroundTruthData``.
 
 Batches are rendered whole (no per-item DataLoader, no worker processes on a 2-core machine).
-Batch t of a run draws from ``np.random.default_rng([seed, t])``, so a resumed run sees exactly
-the batches an uninterrupted one would.
+Batch t of a run draws from ``np.random.default_rng([seed, t])`` (DDP rank r > 0:
+``[seed, t, r]``), so a resumed run sees exactly the batches an uninterrupted one would. Under DDP
+``batch_size`` is per device.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ class _Batches(IterableDataset):
         self.data, self.batch_size, self.seed, self.start = data, batch_size, seed, start
 
     def __iter__(self):
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         step = self.start
-        while True:
-            rng = np.random.default_rng([self.seed, step])
+        while True:  # each DDP rank its own batches
+            rng = np.random.default_rng([self.seed, step, rank] if rank else [self.seed, step])
             yield torch.from_numpy(self.data.sample_observations(self.batch_size, rng))
             step += 1
 

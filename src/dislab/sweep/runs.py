@@ -1,0 +1,154 @@
+"""Read finished (or failed) run directories back: what was run, how it ended, what it scored.
+
+A run directory holds ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (written by Hydra),
+then ``metrics.json`` when it completed or ``error.txt`` (one line) when it failed. Nothing here
+imports torch or Lightning, so summaries and reports start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# overrides that say where or how a job ran, not what it trained: never a hyperparameter
+NOT_HYPERPARAMETERS = ("seed", "launcher", "run_dir", "group", "sweep_name", "hydra", "threads")
+
+
+@dataclass
+class Run:
+    dir: Path
+    overrides: list[str]
+    config: dict              # .hydra/config.yaml as saved (interpolations unresolved)
+    choices: dict             # config group -> option (.hydra/hydra.yaml runtime.choices)
+    status: str               # done | failed | incomplete
+    error: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    global_step: int | None = None
+
+    @property
+    def model(self) -> str:
+        """``dislab.models.<name>.<Class>`` -> ``<name>`` (the YAML stem, by convention)."""
+        target = (self.config.get("model") or {}).get("_target_", "")
+        parts = target.split(".")
+        return parts[2] if len(parts) > 3 and parts[:2] == ["dislab", "models"] else (target or "?")
+
+    @property
+    def seed(self):
+        return self.config.get("seed")
+
+
+def override_key(override: str) -> str:
+    """``+net.hidden=32`` -> ``net.hidden``; ``model=vae`` -> ``model``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_bookkeeping(override: str) -> bool:
+    key = override_key(override)
+    return key.split(".")[0].split("/")[0] in NOT_HYPERPARAMETERS
+
+
+def cell_of(overrides: list[str]) -> tuple[str, ...]:
+    """The sweep cell of a job: its overrides minus ``seed`` (and where it ran)."""
+    return tuple(o for o in overrides if not is_bookkeeping(o))
+
+
+def read_run(run_dir) -> Run:
+    d = Path(run_dir)
+    hydra = d / ".hydra"
+    overrides = list(OmegaConf.to_container(OmegaConf.load(hydra / "overrides.yaml"))) \
+        if (hydra / "overrides.yaml").exists() else []
+    config = OmegaConf.to_container(OmegaConf.load(hydra / "config.yaml"), resolve=False) \
+        if (hydra / "config.yaml").exists() else {}
+    choices = {}
+    if (hydra / "hydra.yaml").exists():
+        node = OmegaConf.select(OmegaConf.load(hydra / "hydra.yaml"), "hydra.runtime.choices")
+        choices = {k: v for k, v in OmegaConf.to_container(node).items() if not k.startswith("hydra/")} if node else {}
+    run = Run(dir=d, overrides=[str(o) for o in overrides], config=config, choices=choices, status="incomplete")
+    done, error = d / "metrics.json", d / "error.txt"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
+    elif error.exists():
+        lines = error.read_text(errors="replace").strip().splitlines()
+        run.status, run.error = "failed", (lines[0] if lines else "failed (error.txt is empty)")
+    return run
+
+
+def run_dirs(root) -> list[Path]:
+    """Run directories at or below ``root`` (a run or a sweep directory), in job order."""
+    root = Path(root)
+    found = []
+    for cfg in root.rglob(".hydra/config.yaml"):
+        d = cfg.parent.parent
+        rel = d.relative_to(root).parts
+        if any(p.startswith(".") or p in ("wandb", "report") for p in rel):
+            continue
+        found.append(d)
+    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
+
+
+def find_runs(paths) -> list[Run]:
+    seen, runs = set(), []
+    for p in paths:
+        if not Path(p).is_dir():
+            raise FileNotFoundError(f"{p} is not a directory")
+        for d in run_dirs(p):
+            if d.resolve() not in seen:
+                seen.add(d.resolve())
+                runs.append(read_run(d))
+    return runs
+
+
+def flatten(node, prefix: str = "") -> dict:
+    out = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def value_of(run: Run, key: str):
+    """A config group's option (``trainer`` -> ``ddp``) or a config value (``beta`` -> 4)."""
+    if key in run.choices:
+        return run.choices[key]
+    return flatten(run.config).get(key)
+
+
+def hyperparameters(runs: list[Run]) -> list[str]:
+    """The axes of a comparison of one model's runs: keys the runs override (in the order typed)
+    whose value differs between the runs, minus ``model``, ``seed`` and bookkeeping."""
+    keys: list[str] = []
+    for r in runs:
+        for o in r.overrides:
+            k = override_key(o)
+            if k != "model" and not is_bookkeeping(o) and k not in keys:
+                keys.append(k)
+    return [k for k in keys if len({json.dumps(value_of(r, k), sort_keys=True, default=str) for r in runs}) > 1]
+
+
+# the metrics shown first (in tables and on the console); the others follow alphabetically, UDR last
+FIRST_METRICS = ("mig", "dci_disentanglement", "sap", "modularity", "factor_vae_score", "beta_vae_score", "irs")
+
+
+def order_metrics(keys) -> list[str]:
+    keys = set(keys)
+    udr = [k for k in sorted(keys) if k.startswith("udr_")]
+    rest = sorted(keys - set(FIRST_METRICS) - set(udr))
+    return [k for k in FIRST_METRICS if k in keys] + rest + udr
+
+
+def finite(values) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out.append(v)
+    return out

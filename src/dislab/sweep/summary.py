@@ -1,0 +1,199 @@
+"""The end of a sweep: one row per job (overrides, status, every metric, UDR) in
+``sweep_summary.csv``, UDR per cell in ``udr.json``, a table on the console and, with W&B on, a
+summary run holding the table.
+
+UDR (Duan et al. 2020) is a population metric: the runs of one cell (same overrides, different
+``seed``) are compared with each other, from the ``representation.npz`` every run writes (means and
+per-latent KL on the same evaluation points), so no model is reloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dislab import io as atomic
+from dislab.sweep.runs import Run, cell_of, finite, order_metrics, read_run, run_dirs
+
+log = logging.getLogger("dislab.sweep")
+VARIANTS = ("lasso", "spearman")
+
+
+def _representation(run: Run) -> dict | None:
+    path = run.dir / "representation.npz"
+    if run.status != "done" or not path.exists():
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, list[dict]]:
+    """UDR across the seeds of every cell (``dislab.metrics.udr.udr``; ``kwargs`` go to it:
+    ``kl_threshold``, ``alpha``). Returns ``{job dir: {udr_<variant>: score}}`` and one record per
+    cell. A cell with fewer than two finished runs has no UDR (the record says why)."""
+    cells: dict[tuple, list[Run]] = {}
+    for r in runs:
+        cells.setdefault(cell_of(r.overrides), []).append(r)
+    per_run, records = {}, []
+    for cell, members in cells.items():
+        reps, used = [], []
+        for r in members:
+            rep = _representation(r)
+            if rep is not None:
+                reps.append(rep)
+                used.append(r)
+        rec = {"cell": " ".join(cell), "overrides": list(cell), "runs": [str(r.dir) for r in used],
+               "seeds": [r.seed for r in used]}
+        sizes = {len(rep["means"]) for rep in reps}
+        if len(reps) < 2:
+            rec["note"] = f"{len(reps)} finished run(s) with representation.npz; UDR needs at least 2 seeds"
+        elif len(sizes) > 1 or len({int(rep.get("eval_seed", 0)) for rep in reps}) > 1:
+            rec["note"] = "runs were scored on different evaluation points (num_eval/eval_seed differ)"
+        else:
+            from dislab.metrics.udr import udr
+
+            try:
+                scores = udr(reps, variants=tuple(variants), **kwargs)
+            except Exception as e:  # one broken cell must not hide the others
+                log.warning("UDR failed for %s: %s: %s", rec["cell"], type(e).__name__, e)
+                rec["error"] = f"{type(e).__name__}: {e}"
+                scores = []
+            for v in variants if scores else ():
+                rec[f"udr_{v}"] = [s[f"udr_{v}"] for s in scores]
+                rec[f"udr_{v}_mean"] = float(np.mean(rec[f"udr_{v}"]))
+            for r, s in zip(used, scores, strict=False):
+                per_run[str(r.dir)] = dict(s)
+        records.append(rec)
+    return per_run, records
+
+
+def rows(runs: list[Run], sweep_dir: Path, udr: dict) -> list[dict]:
+    metric_keys = order_metrics({k for r in runs for k in r.metrics})
+    out = []
+    for r in runs:
+        row = {"job": str(r.dir.relative_to(sweep_dir)) if r.dir.is_relative_to(sweep_dir) else str(r.dir),
+               "status": r.status, "seed": r.seed, "cell": " ".join(cell_of(r.overrides)),
+               "overrides": " ".join(r.overrides)}
+        row.update({k: r.metrics.get(k) for k in metric_keys})
+        row.update({f"udr_{v}": udr.get(str(r.dir), {}).get(f"udr_{v}") for v in VARIANTS})
+        row.update(global_step=r.global_step, error=r.error)
+        out.append(row)
+    return out
+
+
+def to_csv(table: list[dict]) -> str:
+    buf = io.StringIO()
+    if table:
+        w = csv.DictWriter(buf, fieldnames=list(table[0]))
+        w.writeheader()
+        for row in table:
+            w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def varying_overrides(runs: list[Run]) -> dict[str, str]:
+    """Per job dir, only the overrides that differ between jobs (for a readable console table)."""
+    common = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
+    return {str(r.dir): " ".join(o for o in r.overrides if o not in common) for r in runs}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
+
+
+def console_table(table: list[dict], runs: list[Run], metric_keys: list[str], most: int = 6) -> str:
+    """Status, the overrides that differ and a few metrics per job (every metric is in the CSV)."""
+    labels = varying_overrides(runs)
+    shown = order_metrics(metric_keys)
+    cols = ["job", "status", "overrides", *shown[:most], *(f"udr_{v}" for v in VARIANTS)]
+    lines = [[str(c) for c in cols]]
+    for row, r in zip(table, runs, strict=True):
+        lines.append([row["job"], row["status"], labels[str(r.dir)] or "-",
+                      *(_fmt(row.get(k)) for k in cols[3:])])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None = None) -> dict:
+    """Read every job of ``sweep_dir``; write ``sweep_summary.csv`` and ``udr.json`` there.
+    Returns ``{"runs", "table", "udr", "failed", "text"}``; ``text`` is the console report."""
+    sweep_dir = Path(sweep_dir)
+    runs = [read_run(d) for d in run_dirs(sweep_dir)]
+    per_run, cells = compute_udr(runs, **(udr_kwargs or {}))
+    table = rows(runs, sweep_dir, per_run)
+    atomic.write_text(sweep_dir / "sweep_summary.csv", to_csv(table))
+    def rel(p) -> str:
+        return str(Path(p).relative_to(sweep_dir)) if Path(p).is_relative_to(sweep_dir) else str(p)
+
+    for c in cells:
+        c["runs"] = [rel(p) for p in c["runs"]]
+    atomic.write_json(sweep_dir / "udr.json", {"variants": list(VARIANTS), "settings": udr_kwargs or {},
+                                               "cells": cells, "runs": {rel(k): v for k, v in per_run.items()}})
+    metric_keys = sorted({k for r in runs for k in r.metrics})
+    failed = [r for r in runs if r.status != "done"]
+    counts = {s: sum(r.status == s for r in runs) for s in ("done", "failed", "incomplete")}
+    reused = 0
+    if started is not None:
+        reused = sum(r.status == "done" and (r.dir / "metrics.json").stat().st_mtime < started for r in runs)
+    head = f"sweep {sweep_dir}: {len(runs)} jobs, {counts['done']} done"
+    head += f" ({reused} from an earlier run, skipped)" if reused else ""
+    head += "".join(f", {n} {s}" for s, n in counts.items() if s != "done" and n)
+    text = [head, console_table(table, runs, metric_keys)]
+    if len(metric_keys) > 6:
+        text.append(f"({len(metric_keys)} metrics; all of them are in sweep_summary.csv)")
+    if failed:
+        labels = varying_overrides(runs)
+        text.append("not finished:")
+        text += [f"  job {row['job']} ({labels[str(r.dir)] or '-'}): {r.error or r.status}"
+                 for row, r in zip(table, runs, strict=True) if r.status != "done"]
+        text.append("re-run the same command to redo them; finished jobs are skipped")
+    common = set.intersection(*(set(c["overrides"]) for c in cells)) if cells else set()
+    for c in cells:
+        means = [f"{v} {c[f'udr_{v}_mean']:.3f}" for v in VARIANTS if f"udr_{v}_mean" in c]
+        label = " ".join(o for o in c["overrides"] if o not in common) or "(all runs)"
+        if means:
+            text.append(f"UDR {label}: {', '.join(means)} (mean over {len(c['runs'])} seeds)")
+    text.append(f"written: {sweep_dir / 'sweep_summary.csv'}, {sweep_dir / 'udr.json'}")
+    return {"runs": runs, "table": table, "udr": cells, "failed": failed, "text": "\n".join(text)}
+
+
+def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | None = None,
+                 group: str | None = None) -> Path | None:
+    """One W&B run (job type ``sweep-summary``) holding the summary table and UDR per cell; offline
+    unless ``WANDB_MODE`` says otherwise. Returns its local run directory."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    group = group or sweep_dir.name
+    table = summary["table"]
+    try:
+        run = wandb.init(project=project, entity=entity, group=group, name=f"{group}-summary",
+                         job_type="sweep-summary", dir=str(sweep_dir), config={"sweep_dir": str(sweep_dir)})
+        cols = list(table[0]) if table else []
+        data = [[(None if isinstance(v, float) and math.isnan(v) else v) for v in row.values()] for row in table]
+        values = {"sweep_summary": wandb.Table(columns=cols, data=data)}
+        for c in summary["udr"]:
+            for v in VARIANTS:
+                if f"udr_{v}_mean" in c:
+                    values[f"udr_{v}/{c['cell'] or 'all'}"] = c[f"udr_{v}_mean"]
+        done = [r for r in summary["runs"] if r.status == "done"]
+        values.update(jobs=len(table), done=len(done), failed=len(table) - len(done))
+        for k in sorted({k for r in done for k in r.metrics}):
+            vals = finite(r.metrics.get(k) for r in done)
+            if vals:
+                values[f"metrics/{k}_mean"] = float(np.mean(vals))
+        run.log(values)
+        return Path(run.dir).parent
+    finally:
+        wandb.finish()

@@ -1,0 +1,181 @@
+"""Sweeps: parallel jobs, a failing job, re-runs that skip finished jobs, the summary with UDR,
+GPU pinning, the SLURM launcher's sbatch script, and DDP (few subprocesses: each costs seconds)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF, ROOT
+
+TINY = ["steps=3", "dataset=toy", "net=mlp", "+net.hidden=32", "logger=none", "metrics=fast",
+        "metrics.mig.num_train=128", "metrics_every=0", "num_eval=64", "num_decomposition=0", "eval_untrained=false",
+        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+
+
+def _train(*args, timeout=300, env=None):
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _summary(sweep_dir) -> dict[str, dict]:
+    with open(sweep_dir / "sweep_summary.csv", newline="") as f:
+        return {row["job"]: row for row in csv.DictReader(f)}
+
+
+def test_parallel_sweep_survives_a_failing_job_and_a_rerun_skips_finished_jobs(tmp_path):
+    sweep = ["-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "model=beta_vae,beta_tcvae", "seed=0,1", *TINY,
+             f"hydra.sweep.dir={tmp_path}"]
+    bad = tmp_path / "3" / "checkpoints" / "last.ckpt"  # job 3 (beta_tcvae, seed 1) will fail to resume
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not a checkpoint")
+
+    first = _train(*sweep)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == ["0", "1", "2"]
+    assert "ConfigError" in (tmp_path / "3" / "error.txt").read_text()
+    rows = _summary(tmp_path)
+    assert [rows[j]["status"] for j in "0123"] == ["done", "done", "done", "failed"]
+    assert rows["3"]["cell"] == rows["2"]["cell"] and "seed" not in rows["3"]["cell"]
+    assert "cannot resume" in rows["3"]["error"] and float(rows["0"]["mig"]) >= 0
+    assert "1 failed" in first.stdout and "job 3 (model=beta_tcvae seed=1): ConfigError" in first.stdout
+    udr = json.loads((tmp_path / "udr.json").read_text())
+    cells = {c["cell"].split()[0]: c for c in udr["cells"]}
+    assert len(cells["model=beta_tcvae"]["runs"]) == 1 and "at least 2 seeds" in cells["model=beta_tcvae"]["note"]
+    for v in ("lasso", "spearman"):
+        scores = cells["model=beta_vae"][f"udr_{v}"]
+        assert len(scores) == 2 and all(0 <= s <= 1 for s in scores)
+        assert 0 <= float(rows["0"][f"udr_{v}"]) <= 1 and rows["3"][f"udr_{v}"] == ""
+
+    mtimes = {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "012"}
+    bad.unlink()
+    second = _train(*sweep)  # the same command: only job 3 trains
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "012"} == mtimes
+    assert not (tmp_path / "3" / "error.txt").exists()
+    assert [r["status"] for r in _summary(tmp_path).values()] == ["done"] * 4
+    assert "4 done (3 from an earlier run, skipped)" in second.stdout
+
+    other = _train(*[a.replace("seed=0,1", "seed=0,1,2") for a in sweep])  # not the same sweep: refused
+    assert other.returncode == 2 and "holds a sweep started with other settings" in other.stderr
+
+
+def _fake_run(d, overrides, means, metrics=None):
+    """A finished run directory as run() leaves it (only the files the summary reads)."""
+    (d / ".hydra").mkdir(parents=True)
+    cfg = {"seed": int(overrides[-1].split("=")[1]), "beta": 4, "model": {"_target_": "dislab.models.beta_vae.BetaVAE"}}
+    OmegaConf.save(OmegaConf.create(cfg), d / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), d / ".hydra" / "overrides.yaml")
+    kl = np.where(means.std(0) > 0.5, 1.0, 0.0)
+    np.savez(d / "representation.npz", means=means, kl=kl, factors=np.zeros((len(means), 2), int), eval_seed=0)
+    (d / "metrics.json").write_text(json.dumps({"metrics": metrics or {"mig": 0.5}, "global_step": 3}))
+
+
+def test_summary_udr_and_wandb_summary_run(tmp_path):
+    from dislab.sweep.summary import log_to_wandb, summarize
+    from dislab.wandb_records import read_run
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(500, 3))
+    for seed in range(3):  # the same code up to a permutation and sign: UDR near 1
+        perm = rng.permutation(3)
+        means = np.concatenate([factors[:, perm] * rng.choice([-1, 1], 3), 0.01 * rng.normal(size=(500, 2))], 1)
+        _fake_run(tmp_path / str(seed), ["model=beta_vae", f"seed={seed}"], means)
+    out = summarize(tmp_path)
+    (cell,) = out["udr"]
+    for v in ("lasso", "spearman"):
+        assert len(cell[f"udr_{v}"]) == 3 and all(0.7 <= s <= 1 for s in cell[f"udr_{v}"]), cell
+    assert "UDR (all runs): lasso 0." in out["text"]
+
+    where = log_to_wandb(out, tmp_path, project="dislab-test")
+    rec = read_run(next(where.glob("run-*.wandb")))
+    assert rec.complete and rec.group == tmp_path.name and rec.name == f"{tmp_path.name}-summary"
+    assert rec.summary["jobs"] == 3 and rec.summary["sweep_summary/_type"] == "table-file"
+    assert 0.7 <= rec.summary["udr_lasso/model=beta_vae"] <= 1
+
+
+def _hydra_cfg(overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_gpu_slots_pin_each_worker_to_one_gpu(tmp_path, monkeypatch):
+    from dislab.sweep import gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    assert gpus.visible_gpus() == ["4", "5", "6"] and gpus.visible_gpus([0, 2]) == ["4", "6"]
+    with pytest.raises(ValueError):
+        gpus.visible_gpus([3])
+    cfg = _hydra_cfg(["launcher=gpus", "hydra.callbacks.gpus.jobs_per_gpu=2", f"hydra.sweep.dir={tmp_path}"])
+    pin = gpus.PinGPUs(**{k: v for k, v in cfg.hydra.callbacks.gpus.items() if k != "_target_"})
+    pin.on_multirun_start(cfg)
+    assert cfg.hydra.launcher.n_jobs == 6  # 3 GPUs x 2 jobs each
+    held = [gpus.claim_slot(tmp_path / ".gpus", 3) for _ in range(3)]  # three workers
+    assert [s for s, _ in held] == [0, 1, 2] and [gpus.gpu_of_slot(s, ["4", "6"]) for s, _ in held] == ["4", "6", "4"]
+    held[1][1].close()  # a worker ends: its slot is free again
+    assert gpus.claim_slot(tmp_path / ".gpus", 3)[0] == 1
+
+
+def test_slurm_launcher_writes_the_sbatch_script(tmp_path):
+    """Through submitit up to `sbatch`, which a stand-in replaces: it prints the script and fails."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\ncat "$@" >&2\nexit 1\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    out = _train("-m", "launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
+                 "model=beta_vae,vae", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                 env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
+    script = out.stderr
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1", "#SBATCH --array=0-3",
+                 "#SBATCH --ntasks-per-node=1", f"#SBATCH --output={tmp_path / 'sweep'}/.submitit/"):
+        assert line in script, script[-3000:]
+    shown = _train("launcher=slurm", "--cfg", "hydra", "-p", "hydra.launcher")
+    assert "SlurmLauncher" in shown.stdout and "timeout_min: 240" in shown.stdout
+
+
+def test_ddp_on_cpu_trains_the_configured_steps_and_writes_results_once(tmp_path):
+    out = _train("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, "steps=5", "batch_size=16",
+                 "logger=wandb", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["global_step"] == 5
+    assert (tmp_path / "train_ddp_process_1.log").exists()  # a second process did train
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
+    assert "distributed_backend=gloo" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_ddp_jobs_in_a_sweep_run_once_each_and_a_failing_one_spares_the_rest(tmp_path):
+    """Under the basic launcher every DDP rank runs its job alone (not the whole sweep again), and a
+    job whose ranks die does not take the sweep with it (Lightning's watchdog would)."""
+    out = _train("-m", "model=vae", "lr=1e30,1e-4", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                 *TINY, "steps=4", "batch_size=16", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert (out.stdout + out.stderr).count("Launching 2 jobs locally") == 1
+    assert "NonFiniteError" in (tmp_path / "0" / "error.txt").read_text()
+    assert json.loads((tmp_path / "1" / "metrics.json").read_text())["global_step"] == 4
+    assert (tmp_path / "1" / "train_ddp_process_1.log").exists()
+    assert [r["status"] for r in _summary(tmp_path).values()] == ["failed", "done"]
+
+
+def test_ddp_under_a_worker_launcher_is_refused_before_any_job(tmp_path, capsys):
+    from dislab.sweep.callback import SweepCallback
+
+    cfg = _hydra_cfg(["launcher=joblib", "trainer=ddp", f"hydra.sweep.dir={tmp_path}"])
+    with pytest.raises(SystemExit) as e:
+        SweepCallback().on_multirun_start(cfg)
+    assert e.value.code == 2 and "launcher=local" in capsys.readouterr().err
+    SweepCallback().on_multirun_start(_hydra_cfg(["launcher=joblib", f"hydra.sweep.dir={tmp_path}"]))
