@@ -164,8 +164,6 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").unlink(missing_ok=True)
-        if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
-            io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
     try:
@@ -201,6 +199,8 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
     model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
     final_metrics, during = instantiate(cfg.metrics) or {}, instantiate(cfg.metrics_during) or {}
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
+    if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
+        io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     resume = bool(cfg.resume) and ckpt_path.exists()
     if resume:

@@ -106,7 +106,7 @@ class DSprites(GroundTruthData):
         if sizes[1:] != self.factor_sizes:  # a smaller grid in the official format (e.g. a test file)
             self.factor_sizes = sizes[1:]
             self.factor_values = [v[np.linspace(0, len(v) - 1, k).round().astype(int)]
-                                  for v, k in zip(self.factor_values, sizes[1:])]
+                                  for v, k in zip(self.factor_values, sizes[1:], strict=True)]
         return packed
 
 

@@ -1,0 +1,25 @@
+"""Color-dSprites (Locatello et al. 2019, "Challenging Common Assumptions in the Unsupervised
+Learning of Disentangled Representations"; disentanglement_lib's ``ColorDSprites``): dSprites with
+the sprite tinted, per observation, by a random colour drawn uniformly from [0.5, 1]^3, on black.
+
+Factors: those of dSprites (the colour is not a factor: it is noise drawn from ``rng``, so an
+observation is deterministic given its factors and the generator's state). 3 channels.
+``path``: as for dSprites (the official npz, or null for the procedural sprites).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dislab.data.dsprites import DSprites
+
+
+class ColorDSprites(DSprites):
+    def __init__(self, path=None, **kwargs):
+        super().__init__(path=path, **kwargs)
+        self.x_shape = (3, *tuple(self.x_shape)[1:])
+
+    def sample_observations_from_factors(self, factors, rng):
+        sprite = super().sample_observations_from_factors(factors, rng)  # (n, 1, H, W) in {0, 1}
+        colour = rng.uniform(0.5, 1.0, (len(sprite), 3, 1, 1)).astype(np.float32)
+        return sprite * colour

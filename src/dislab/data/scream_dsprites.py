@@ -1,0 +1,62 @@
+"""Scream-dSprites (Locatello et al. 2019; disentanglement_lib's ``ScreamDSprites``): a dSprites
+sprite embedded in a random 64x64 crop of a background picture (disentanglement_lib uses Munch's
+"The Scream"). As defined there: the picture is shrunk to fit 350x274 pixels (Pillow's
+``thumbnail``, aspect kept); per observation a crop at a uniformly random position (rows in
+[0, H-64), columns in [0, W-64)) is mixed with a random colour, (crop + U(0, 1)^3) / 2, and the
+crop's colours are inverted (1 - c) where the sprite is.
+
+Factors: those of dSprites (crop position and colour are drawn from ``rng``: an observation is
+deterministic given its factors and the generator's state). 3 channels. ``background``: the
+picture file (required: it cannot be downloaded here); ``path``: as for dSprites.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dislab.data._files import existing
+from dislab.data.dsprites import DSprites
+
+THUMBNAIL = (350, 274)  # (width, height), disentanglement_lib's
+
+
+def load_background(path) -> np.ndarray:
+    """The background picture as float32 (H, W, 3) in [0, 1], shrunk to fit ``THUMBNAIL``."""
+    from PIL import Image
+
+    p = existing(path, "scream_dsprites: background (a picture, e.g. The Scream)", key="background")
+    try:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            im.thumbnail(THUMBNAIL)
+            pic = np.asarray(im, dtype=np.float32) / 255
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"scream_dsprites: {p} is not a readable image ({e})") from None
+    if pic.shape[0] <= 64 or pic.shape[1] <= 64:
+        raise ValueError(f"scream_dsprites: {p} is {pic.shape[1]}x{pic.shape[0]} after fitting {THUMBNAIL}; "
+                         "both sides must exceed 64 pixels")
+    return pic
+
+
+class ScreamDSprites(DSprites):
+    def __init__(self, path=None, background=None, **kwargs):
+        pic = load_background(background)  # before anything else: a bad file leaves nothing behind
+        super().__init__(path=path, **kwargs)
+        self.background = background
+        self.x_shape = (3, *tuple(self.x_shape)[1:])
+        h, w = self.x_shape[1:]
+        self._picture = pic
+        self._chw = np.ascontiguousarray(pic.transpose(2, 0, 1))
+
+    def sample_observations_from_factors(self, factors, rng):
+        sprite = super().sample_observations_from_factors(factors, rng)  # (n, 1, h, w) in {0, 1}
+        n, (h, w), (H, W) = len(sprite), self.x_shape[1:], self._picture.shape[:2]
+        rows, cols = rng.integers(0, H - h, n), rng.integers(0, W - w, n)
+        colour = rng.uniform(0.0, 1.0, (n, 3, 1, 1)).astype(np.float32)
+        out = np.empty((n, 3, h, w), dtype=np.float32)
+        for i in range(n):  # the crop mixed with the colour
+            np.add(self._chw[:, rows[i]:rows[i] + h, cols[i]:cols[i] + w], colour[i], out=out[i])
+        out *= np.float32(0.5)
+        out *= 1 - 2 * sprite  # 1 - c where the sprite is, c elsewhere
+        out += sprite
+        return out
