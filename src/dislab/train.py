@@ -57,7 +57,7 @@ def run_name(cfg) -> str:
     if hc is None:
         return Path(run_dir_of(cfg)).name
     model = hc.runtime.choices.get("model", "model")
-    skip = ("model=", "hydra.", "run_dir=", "launcher=", "sweep_name=")
+    skip = ("model=", "hydra.", "run_dir=", "launcher=", "sweep_name=", "sweep=")
     over = [o for o in hc.overrides.task if not o.lstrip("+").startswith(skip)]
     return "-".join([model, *(o.lstrip("+~") for o in over)])
 

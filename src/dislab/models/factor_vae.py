@@ -1,0 +1,68 @@
+"""FactorVAE: Kim & Mnih 2018, "Disentangling by Factorising", eq. 2 and Algorithm 1:
+loss = recon + KL + gamma * TC, where TC(z) ~= E_q(z)[log D(z) / (1 - D(z))] (eq. 3) is the
+logit difference of a discriminator D trained to tell samples of q(z) (class 0) from samples of
+q-bar(z) = prod_d q(z_d) (class 1), made by permuting each latent dimension independently across
+the batch. D: an MLP of 6 hidden layers of 1000 LeakyReLU(0.2) units and 2 logits, Adam lr 1e-4,
+betas (0.5, 0.9) (paper, Appendix). Checked against disentanglement_lib
+``methods/unsupervised/vae.py::FactorVAE`` (``make_discriminator``, ``shuffle_codes``).
+
+Batches: as in disentanglement_lib, one batch serves both updates: the VAE step uses D's current
+weights, then D is trained on that batch's detached codes z and their permutation (the paper's
+Algorithm 1 draws a second batch for the permuted codes). The D loss is built from detached codes
+only, so no graph is reused after an optimizer step. Only the VAE step goes through Lightning's
+``LightningOptimizer.step``, so ``global_step`` (and ``steps=N``) counts training iterations; D is
+stepped through the strategy (precision, callbacks such as the NaN guard still apply).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dislab.models.vae import VAE
+from dislab.objectives.adversarial import density_ratio_tc, permute_dims
+
+
+def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequential:
+    mods, width = [], z_dim
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+        width = hidden
+    return nn.Sequential(*mods, nn.Linear(width, 2))
+
+
+class FactorVAE(VAE):
+    def __init__(self, gamma: float = 10.0, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9), **kwargs):
+        super().__init__(**kwargs)
+        self.automatic_optimization = False
+        self.gamma, self.disc_lr, self.disc_betas = float(gamma), float(disc_lr), tuple(disc_betas)
+        self.discriminator = discriminator(self.net.z_dim)
+        self._codes = None
+
+    def regularizer(self, kl, mu, logvar, z):
+        self._codes = z.detach()
+        tc = density_ratio_tc(self.discriminator(z))
+        return kl + self.gamma * tc, {"tc": tc}
+
+    def discriminator_loss(self, z: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of D on q(z) samples (class 0) and their per-dimension permutation (class 1)."""
+        z = z.detach()
+        logits = self.discriminator(torch.cat([z, permute_dims(z)]))
+        target = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)
+        return F.cross_entropy(logits, target)  # = 0.5 (CE on q(z) + CE on q-bar(z)), equal halves
+
+    def training_step(self, batch, batch_idx):
+        opt_vae, opt_d = self.optimizers()
+        terms = self.losses(batch)
+        opt_vae.zero_grad()
+        self.manual_backward(terms["loss"])
+        opt_vae.step()  # D's gradients from this backward are discarded by opt_d.zero_grad() below
+        terms["disc_loss"] = d_loss = self.discriminator_loss(self._codes)
+        self.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)
+        return [self.optimizer_factory(self.net.parameters()), opt_d]
