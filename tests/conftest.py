@@ -14,7 +14,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 # a few-step, few-point run on the toy data set
 FAST = ["dataset=toy", "net=mlp", "+net.hidden=32", "steps=4", "batch_size=16", "metrics=mig",
-        "metrics.mig.num_train=256", "metrics@metrics_during=mig", "metrics_during.mig.num_train=128",
+        "++metrics.mig.num_train=256", "metrics@metrics_during=mig", "++metrics_during.mig.num_train=128",
         "metrics_every=2", "num_eval=128", "num_decomposition=64", "logger=none", "trainer=cpu",
         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 

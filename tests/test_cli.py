@@ -52,7 +52,7 @@ def test_cfg_job_prints_the_config_and_bad_knob_exits_nonzero():
 
 def test_multirun_runs_every_job(tmp_path):
     out = _train("-m", "model=beta_vae,beta_tcvae", "seed=0,1", "steps=3", "dataset=toy", "net=mlp",
-                 "+net.hidden=32", "logger=none", "metrics=mig", "metrics.mig.num_train=128", "metrics_every=0",
+                 "+net.hidden=32", "logger=none", "metrics=mig", "++metrics.mig.num_train=128", "metrics_every=0",
                  "num_eval=64", "eval_untrained=false", "+trainer.enable_progress_bar=false",
                  f"hydra.sweep.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]

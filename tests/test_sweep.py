@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from conftest import CONF, ROOT
 
 TINY = ["steps=3", "dataset=toy", "net=mlp", "+net.hidden=32", "logger=none", "metrics=mig",
-        "metrics.mig.num_train=128", "metrics_every=0", "num_eval=64", "num_decomposition=0", "eval_untrained=false",
+        "++metrics.mig.num_train=128", "metrics_every=0", "num_eval=64", "num_decomposition=0", "eval_untrained=false",
         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 
