@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results
-	$(PY) train.py trainer=cpu
+	$(PY) train.py trainer=cpu metrics=mig
 
 test: install ## run the test suite (fast, offline, CPU)
 	$(PY) -m pytest -q

@@ -1,5 +1,5 @@
-"""dSprites: the factor grid, the renderer against real frames of the data set, and the loader of
-the published .npz on small files written in its format."""
+"""dSprites: the factor grid, the procedural renderer (geometry, and against real frames of the data
+set), and the loader of the official .npz on small files written in its format."""
 
 from __future__ import annotations
 
@@ -12,67 +12,101 @@ import pytest
 
 from dislab.data.dsprites import DSprites
 
-SHARED = Path(os.environ.get("DISLAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("DISLAB_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 D = DSprites()
-YS, XS = np.mgrid[0:64, 0:64]
+ROWS, COLS = np.mgrid[0:64, 0:64]
 
 
-def _img(*factors):
-    return D.sample_observations_from_factors(np.array([factors]))[0, 0]
+def _img(*factors) -> np.ndarray:
+    return D.sample_observations_from_factors(np.array([factors]), np.random.default_rng(0))[0, 0]
 
 
-def _centre(img):
+def _centre(img) -> tuple[float, float]:
+    """Centre of mass as (column, row)."""
     a = img.sum()
-    return (img * XS).sum() / a, (img * YS).sum() / a
+    return (img * COLS).sum() / a, (img * ROWS).sum() / a
 
 
+# -- factor grid -----------------------------------------------------------------------------------
 def test_factor_grid():
+    assert D.factor_names == ("shape", "scale", "orientation", "posX", "posY")
     assert D.factor_sizes == (3, 6, 40, 32, 32) and len(D) == 737_280 and D.x_shape == (1, 64, 64)
+    assert [len(v) for v in D.factor_values] == list(D.factor_sizes)
+    assert np.array_equal(D.factor_values[0], [1, 2, 3]) and D.shape_names == ("square", "ellipse", "heart")
     assert np.allclose(D.factor_values[1], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-    assert D.factor_values[2][0] == 0 and np.isclose(D.factor_values[2][-1], 2 * np.pi)
-    assert D.factor_values[3][0] == 0 and D.factor_values[3][-1] == 1 and len(D.factor_values[4]) == 32
+    assert D.factor_values[2][0] == 0 and np.isclose(D.factor_values[2][-1], 2 * np.pi)  # both ends
+    for v in D.factor_values[3:]:
+        assert v[0] == 0 and v[-1] == 1 and np.allclose(np.diff(v), 1 / 31)
 
 
 def test_index_factor_round_trip():
-    idx = np.r_[0, len(D) - 1, np.random.default_rng(0).integers(0, len(D), 500)]
+    idx = np.r_[0, len(D) - 1, np.random.default_rng(0).integers(0, len(D), 1000)]
     f = D.index_to_factors(idx)
-    assert (f[0] == 0).all() and (f[1] == np.array(D.factor_sizes) - 1).all()
+    assert (f[0] == 0).all() and np.array_equal(f[1], np.array(D.factor_sizes) - 1)
+    assert ((f >= 0) & (f < np.array(D.factor_sizes))).all()
     assert np.array_equal(D.factors_to_index(f), idx)
-    assert D.factors_to_index(np.array([[0, 0, 0, 0, 1]]))[0] == 1  # posY varies fastest, as in the file
+    assert D.factors_to_index(np.array([[0, 0, 0, 0, 1], [1, 0, 0, 0, 0]])).tolist() == [1, 6 * 40 * 32 * 32]
 
 
+# -- renderer --------------------------------------------------------------------------------------
 def test_images_are_binary_float32_and_deterministic():
-    rng = np.random.default_rng(1)
-    f = D.sample_factors(64, rng)
-    a, b = D.sample_observations_from_factors(f), D.sample_observations_from_factors(f)
+    f = D.sample_factors(64, np.random.default_rng(1))
+    a = D.sample_observations_from_factors(f, np.random.default_rng(2))
+    b = D.sample_observations_from_factors(f, np.random.default_rng(3))
     assert a.dtype == np.float32 and a.shape == (64, 1, 64, 64) and np.array_equal(a, b)
-    assert set(np.unique(a)) <= {0.0, 1.0} and (a.sum((1, 2, 3)) > 0).all()
+    assert set(np.unique(a)) == {0.0, 1.0} and (a.sum((1, 2, 3)) >= 50).all()
+    one_by_one = np.concatenate([D.sample_observations_from_factors(f[i : i + 1]) for i in range(len(f))])
+    assert np.array_equal(a, one_by_one)  # a mixed batch renders each image where it belongs
+    assert D.sample_observations_from_factors(f[:0]).shape == (0, 1, 64, 64)
 
 
-def test_shapes_are_distinct_and_centred_where_the_factors_say():
-    imgs = [_img(s, 5, 0, 16, 16) for s in range(3)]
-    for a, b in itertools.combinations(imgs, 2):
-        assert (a != b).sum() > 20
-    cx, cy = _centre(imgs[0])  # the square is symmetric: its centre of mass is the sprite centre
-    assert cx == pytest.approx(16 + 32 * 16 / 31 - 0.5, abs=0.5) and cy == pytest.approx(cx)
+def test_bad_factors_are_refused():
+    with pytest.raises(ValueError, match="out of range"):
+        D.sample_observations_from_factors(np.array([[3, 0, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="shape"):
+        D.sample_observations_from_factors(np.zeros((2, 4), np.int64))
 
 
-def test_position_moves_the_centre_of_mass_right_and_down():
-    xs = [_centre(_img(1, 3, 0, k, 10))[0] for k in range(32)]
-    ys = [_centre(_img(1, 3, 0, 10, k))[1] for k in range(32)]
-    assert np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0)
-    assert xs[-1] - xs[0] == pytest.approx(32, abs=1)
+def test_shapes_are_distinct():
+    for scale, orient, x, y in [(5, 0, 16, 16), (2, 13, 3, 29), (0, 31, 30, 1)]:
+        imgs = [_img(s, scale, orient, x, y) for s in range(3)]
+        for a, b in itertools.combinations(imgs, 2):
+            assert (a != b).sum() >= 8
+
+
+def test_centred_where_the_factors_say():
+    # the upright square is symmetric: its centre of mass is the sprite centre 15.5 + 32 * pos
+    assert _centre(_img(0, 5, 0, 0, 0)) == (15.5, 15.5) and _centre(_img(0, 3, 0, 31, 31)) == (47.5, 47.5)
+    for shape in range(3):
+        xs = np.array([_centre(_img(shape, 3, 5, k, 10)) for k in range(32)])
+        ys = np.array([_centre(_img(shape, 3, 5, 10, k)) for k in range(32)])
+        assert np.all(np.diff(xs[:, 0]) > 0) and np.ptp(xs[:, 1]) < 0.5  # posX: right, same rows
+        assert np.all(np.diff(ys[:, 1]) > 0) and np.ptp(ys[:, 0]) < 0.5  # posY: down, same columns
+        assert xs[-1, 0] - xs[0, 0] == pytest.approx(32, abs=0.2) and ys[-1, 1] - ys[0, 1] == pytest.approx(32, abs=0.2)
 
 
 def test_scale_grows_the_area():
-    for shape in range(3):
-        areas = [_img(shape, k, 7, 16, 16).sum() for k in range(6)]
-        assert np.all(np.diff(areas) > 0), (shape, areas)
-    assert _img(0, 5, 0, 0, 0).sum() == 400 and _img(0, 0, 0, 0, 0).sum() == 100  # 20 px and 10 px sides
+    for shape, orient in itertools.product(range(3), (0, 7, 22)):
+        areas = [_img(shape, k, orient, 16, 16).sum() for k in range(6)]
+        assert np.all(np.diff(areas) > 0), (shape, orient, areas)
+    assert [_img(0, k, 0, 0, 0).sum() for k in range(6)] == [100, 144, 196, 256, 324, 400]  # 10..20 px sides
+
+
+def test_orientation_turns_counter_clockwise():
+    c = 15.5 + 32 * 16 / 31  # the sprite centre, in rows and columns
+    heart = _img(2, 5, 0, 16, 16)
+    col, row = _centre(heart)
+    assert row < c - 1 and col == pytest.approx(c, abs=0.1)  # upright, lobes up: mass above the centre
+    col, row = _centre(_img(2, 5, 10, 16, 16))  # ~92 degrees counter-clockwise: lobes to the left
+    assert col < c - 1 and row == pytest.approx(c, abs=0.3)
+    assert np.array_equal(heart, _img(2, 5, 39, 16, 16))  # 0 and 2 pi
+    ellipse = _img(1, 5, 0, 16, 16)
+    assert np.ptp(COLS[ellipse > 0]) > np.ptp(ROWS[ellipse > 0])  # major axis horizontal at 0
 
 
 def test_reproduces_the_real_frames():
-    """Best IoU of each real frame over factor combinations near its centre of mass."""
+    """Best IoU of each real frame: template match of shape x scale x orientation at the frame's
+    centre of mass, then the 5 best refined over the neighbouring positions."""
     path = SHARED / "data" / "dsprites_reference_frames.npz"
     if not path.exists():
         pytest.fail(f"{path} is missing (set DISLAB_SHARED to the shared/ folder)")
@@ -80,73 +114,101 @@ def test_reproduces_the_real_frames():
     base = np.array(list(itertools.product(range(3), range(6), range(40), [0], [0])))
     t = D.sample_observations_from_factors(base)[:, 0] > 0
     area = t.sum((1, 2))
-    tcx, tcy = (t * XS).sum((1, 2)) / area, (t * YS).sum((1, 2)) / area
-    best = []
-    for fr in frames:
-        cx, cy = _centre(fr)
-        cand = base.copy()
-        cand[:, 3] = np.clip(np.round((cx - tcx) * 31 / 32), 0, 31)
-        cand[:, 4] = np.clip(np.round((cy - tcy) * 31 / 32), 0, 31)
+    tcol, trow = (t * COLS).sum((1, 2)) / area, (t * ROWS).sum((1, 2)) / area
+
+    def ious(cand, frame):
         img = D.sample_observations_from_factors(cand)[:, 0] > 0
-        best.append(((img & fr).sum((1, 2)) / (img | fr).sum((1, 2))).max())
+        return (img & frame).sum((1, 2)) / (img | frame).sum((1, 2))
+
+    best = []
+    for frame in frames:
+        col, row = _centre(frame)
+        cand = base.copy()
+        cand[:, 3] = np.clip(np.round((col - tcol) * 31 / 32), 0, 31)
+        cand[:, 4] = np.clip(np.round((row - trow) * 31 / 32), 0, 31)
+        top = cand[np.argsort(-ious(cand, frame))[:5]]
+        near = np.array([c + [0, 0, 0, dx, dy] for c in top for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+        near = near[((near[:, 3:] >= 0) & (near[:, 3:] < 32)).all(1)]
+        best.append(ious(near, frame).max())
     best = np.array(best)
-    assert best.mean() >= 0.95 and best.min() >= 0.85 and (best == 1).sum() >= 30, (best.mean(), best.min())
+    assert best.mean() >= 0.9 and best.min() >= 0.9, (best.mean(), best.min())
+    assert (best == 1).sum() == len(frames), np.nonzero(best < 1)  # every frame, pixel for pixel
 
 
-# -- the published file ---------------------------------------------------------------------
-SMALL = (1, 3, 2, 2, 2, 2)  # colour x shape x scale x orientation x posX x posY
+# -- the official file -----------------------------------------------------------------------------
+SMALL = (1, 3, 2, 3, 2, 2)  # colour x shape x scale x orientation x posX x posY: 72 images
 
 
-def _write(path, imgs=None, classes=None, **extra):
-    n = int(np.prod(SMALL))
-    classes = np.stack(np.unravel_index(np.arange(n), SMALL), 1).astype(np.int64) if classes is None else classes
-    if imgs is None:
-        imgs = np.zeros((n, 64, 64), np.uint8)
-        imgs[np.arange(n), np.arange(n) % 64, np.arange(n) // 2] = 1  # a pixel that names the index
-    fields = {"imgs": imgs, "latents_classes": classes, "latents_values": classes.astype(np.float64), **extra}
-    np.savez_compressed(path, **fields)
-    return path, imgs
+def _grid(sizes=SMALL) -> np.ndarray:
+    return np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), 1).astype(np.int64)
+
+
+def _write(path, **fields):
+    """A file in the official layout (field order, dtypes, a pickled metadata dict) on a small grid."""
+    classes = _grid()
+    n = len(classes)
+    grids = [np.array([1.0]), np.arange(1.0, 4.0), np.linspace(0.5, 1, 2), np.linspace(0, 2 * np.pi, 3),
+             np.linspace(0, 1, 2), np.linspace(0, 1, 2)]
+    values = np.stack([g[c] for g, c in zip(grids, classes.T, strict=True)], 1)
+    imgs = (np.random.default_rng(0).random((n, 64, 64)) < 0.3).astype(np.uint8)
+    meta = np.array({"title": "dSprites (test)", "latents_sizes": np.array(SMALL)}, dtype=object)
+    out = {"metadata": meta, "imgs": imgs, "latents_classes": classes, "latents_values": values, **fields}
+    np.savez_compressed(path, **{k: v for k, v in out.items() if v is not None})
+    return path, imgs, values
 
 
 def test_loader_serves_the_files_images_by_index(tmp_path):
-    path, imgs = _write(tmp_path / "dsprites.npz")
-    d = DSprites(path=path)
-    assert d.factor_sizes == SMALL[1:] and len(d) == 48
-    f = d.sample_factors(100, np.random.default_rng(0))
-    got = d.sample_observations_from_factors(f)
-    assert got.dtype == np.float32 and np.array_equal(got[:, 0], imgs[d.factors_to_index(f)].astype(np.float32))
+    path, imgs, values = _write(tmp_path / "dsprites.npz")
+    d = DSprites(path=str(path))
+    assert d.factor_sizes == SMALL[1:] and len(d) == 72 and d._bits.nbytes == 72 * 512  # 1 bit a pixel
+    assert np.allclose(d.factor_values[2], np.linspace(0, 2 * np.pi, 3)) and np.allclose(d.factor_values[0], [1, 2, 3])
+    f = np.r_[d.index_to_factors(np.array([0, 71])), d.sample_factors(200, np.random.default_rng(0))]
+    got = d.sample_observations_from_factors(f, np.random.default_rng(0))
+    assert got.dtype == np.float32 and got.shape == (202, 1, 64, 64)
+    assert np.array_equal(got[:, 0], imgs[d.factors_to_index(f)])
+    assert np.array_equal(got[0, 0], imgs[0]) and np.array_equal(got[1, 0], imgs[71])
 
 
-@pytest.mark.parametrize("case", ["missing", "no_field", "dtype", "shape", "truncated", "grid", "pickle", "count"])
-def test_bad_files_get_a_clear_error(tmp_path, case):
-    p = tmp_path / "d.npz"
-    n = int(np.prod(SMALL))
-    if case == "missing":
-        with pytest.raises(FileNotFoundError, match="does not exist"):
-            DSprites(path=p)
-        return
-    if case == "no_field":
-        np.savez(p, imgs=np.zeros((n, 64, 64), np.uint8))
-        match = "no field 'latents_classes'"
-    elif case == "dtype":
-        _write(p, imgs=np.zeros((n, 64, 64), np.float32))
-        match = "expected uint8"
-    elif case == "shape":
-        _write(p, imgs=np.zeros((n, 32, 32), np.uint8))
-        match = "expected uint8 \\(n, 64, 64\\)"
-    elif case == "truncated":
-        _write(p)
-        p.write_bytes(p.read_bytes()[:300])
-        match = "not a readable .npz"
-    elif case == "grid":
-        classes = np.stack(np.unravel_index(np.arange(n), SMALL), 1)[::-1].copy()
-        _write(p, classes=classes)
-        match = "not the row-major grid"
-    elif case == "pickle":
-        _write(p, latents_classes=np.array([{"a": 1}] * n, dtype=object))
-        match = "refusing to unpickle"
-    else:
-        _write(p, imgs=np.zeros((n - 1, 64, 64), np.uint8))
-        match = "47 images but 48 rows"
-    with pytest.raises(ValueError, match=match):
+def _corrupt(p):
+    data = bytearray(p.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 64] = bytes(64)  # inside the compressed imgs
+    p.write_bytes(bytes(data))
+
+
+BAD = {  # case: (how to make the file, words of the error)
+    "not_npz": (lambda p: p.write_bytes(b"this is not an archive" * 10), "not a readable .npz"),
+    "npy": (lambda p: np.save(p.with_suffix(".npy"), np.zeros(3)) or p.with_suffix(".npy").rename(p), "not an .npz"),
+    "truncated": (lambda p: p.write_bytes(_write(p)[0].read_bytes()[:5000]), "not a readable .npz"),
+    "corrupt": (lambda p: _corrupt(_write(p)[0]), "corrupt or truncated"),
+    "no_imgs": (lambda p: _write(p, imgs=None), "missing field.*imgs"),
+    "no_classes": (lambda p: _write(p, latents_classes=None), "missing field.*latents_classes"),
+    "no_values": (lambda p: _write(p, latents_values=None), "missing field.*latents_values"),
+    "imgs_dtype": (lambda p: _write(p, imgs=np.zeros((72, 64, 64), np.float32)), "imgs must be C-order uint8"),
+    "imgs_shape": (lambda p: _write(p, imgs=np.zeros((72, 32, 32), np.uint8)), "imgs must be C-order uint8"),
+    "imgs_count": (lambda p: _write(p, imgs=np.zeros((71, 64, 64), np.uint8)), "imgs must be C-order uint8"),
+    "imgs_values": (lambda p: _write(p, imgs=np.full((72, 64, 64), 255, np.uint8)), "0/1 pixels"),
+    "classes_dtype": (lambda p: _write(p, latents_classes=_grid().astype(np.float64)), "integer \\(N, 6\\)"),
+    "classes_shape": (lambda p: _write(p, latents_classes=_grid()[:, 1:]), "integer \\(N, 6\\)"),
+    "classes_object": (lambda p: _write(p, latents_classes=np.array([{"a": 1}] * 72, dtype=object)), "unreadable"),
+    "order": (lambda p: _write(p, latents_classes=_grid()[[1, 0, *range(2, 72)]]), "not the row-major grid"),
+    "incomplete": (lambda p: _write(p, latents_classes=_grid()[:-1]), "not the row-major grid"),
+    "colours": (lambda p: _write(p, latents_classes=_grid((2, 3, 2, 3, 2, 1))), "single colour"),
+    "values_shape": (lambda p: _write(p, latents_values=np.zeros((72, 5))), "latents_values must be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_files_get_a_clear_one_line_error(tmp_path, case):
+    p = tmp_path / "bad.npz"
+    make, words = BAD[case]
+    make(p)
+    with pytest.raises(ValueError, match=words) as err:
         DSprites(path=p)
+    assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    p = tmp_path / "nowhere" / "dsprites.npz"
+    with pytest.raises(FileNotFoundError, match="does not exist") as err:
+        DSprites(path=p)
+    assert str(p) in str(err.value)

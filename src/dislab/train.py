@@ -251,7 +251,10 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
                 lg.finalize("success")
         except Exception as e:
             log.warning("a logger failed after the results were written: %s", e)
-        log.info("final: %s", values)
+        for k, v in values.items():
+            before = f"untrained {untrained[k]:.4f} -> " if k in untrained else ""
+            log.info("%s: %strained %.4f", k, before, v)
+        log.info("results in %s", run_dir)
         return values
     finally:
         history.flush()
