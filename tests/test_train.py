@@ -36,7 +36,9 @@ def test_run_directory_holds_every_result(run_fast):
     assert (rep["kl"] >= 0).all() and int(rep["eval_seed"]) == 0
     trav = np.asarray(Image.open(run_dir / "pictures" / "traversals.png"))
     assert trav.shape[0] > trav.shape[1] / 10 * 2  # 3 rows of 10 images
-    assert (run_dir / "pictures" / "reconstructions.png").exists()
+    for name in ("reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png", "traversals.gif"):
+        assert (run_dir / "pictures" / name).stat().st_size > 0, name
+    assert Image.open(run_dir / "pictures" / "traversals.gif").n_frames > 1
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss", "train/recon", "train/kl", "train/mi", "train/tc", "train/dwkl"} <= set(header)
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"

@@ -109,11 +109,31 @@ def _finish_wandb():
             wandb.finish()
 
 
-def write_pictures(model, data, run_dir: Path, eval_seed: int) -> dict[str, np.ndarray]:
-    x = data.sample_observations(8, np.random.default_rng([eval_seed, 2]))
-    pics = {"traversals": traversals(model, x), "reconstructions": reconstructions(model, x)}
+def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dict[str, np.ndarray]:
+    """pictures/: traversals (PNG and GIF), reconstructions, samples from the prior, per-latent KL
+    bars and the factor x latent mutual-information heat map MIG is computed from (both from the
+    evaluation representation ``rep``)."""
+    from dislab.metrics._sampling import discrete_entropy
+    from dislab.metrics.mig import mutual_info_matrix
+    from dislab.viz.grid import image_grid
+    from dislab.viz.metric_pictures import kl_bars, mutual_info_heatmap
+    from dislab.viz.traversal_gif import traversal_gif
+
+    rng = np.random.default_rng([eval_seed, 2])
+    x = data.sample_observations(8, rng)
+    if hasattr(model, "sample_latents"):  # InfoGAN: its own latent layout
+        z = model.sample_latents(64)[0].cpu().numpy()
+    else:
+        z = rng.standard_normal((64, rep["means"].shape[1])).astype(np.float32)
+    samples = model.decode(z)
+    pics = {"traversals": traversals(model, x), "reconstructions": reconstructions(model, x),
+            "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:])), "kl": kl_bars(rep["kl"])}
+    if rep["factors"].shape[1]:
+        pics["mi_heatmap"] = mutual_info_heatmap(mutual_info_matrix(rep["means"], rep["factors"]), data.factor_names,
+                                                 factor_entropy=discrete_entropy(rep["factors"]))
     for name, img in pics.items():
         io.write_png(run_dir / "pictures" / f"{name}.png", img)
+    io.write_bytes(run_dir / "pictures" / "traversals.gif", traversal_gif(model, x))
     return pics
 
 
@@ -235,8 +255,9 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
 
         scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
         values = _metrics_only(scalars)
-        io.write_npz(run_dir / "representation.npz", **representation(model, data, cfg.num_eval, cfg.eval_seed))
-        pics = write_pictures(model, data, run_dir, cfg.eval_seed)
+        rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
+        io.write_npz(run_dir / "representation.npz", **rep)
+        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep)
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
