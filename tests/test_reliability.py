@@ -179,3 +179,25 @@ def test_a_full_disk_loses_nothing(run_fast, tmp_path, monkeypatch, capsys):
     assert e.value.code == 1 and "no space left on the device" in capsys.readouterr().err
     assert not (tmp_path / "r" / "metrics.json").exists() and not list((tmp_path / "r").rglob("*.tmp"))
     assert (tmp_path / "r" / "checkpoints" / "last.ckpt").exists()  # the trained weights are kept
+
+
+def test_data_without_factors_runs_the_unsupervised_scores_and_refuses_asked_for_supervised_ones(tmp_path):
+    from hydra.utils import instantiate
+    from PIL import Image
+
+    from dislab.validate import validate_data
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(40):
+        pixels = np.random.default_rng(i).integers(0, 255, (80, 70, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    base = [o for o in FAST if "metrics" not in o] + ["metrics_every=0", "dataset=images", f"dataset.path={folder}"]
+    metrics = run(compose([*base, "metrics=unsupervised", "++metrics.unsupervised.num_train=64",
+                           f"run_dir={tmp_path / 'run'}"]))
+    assert "gaussian_total_correlation" in metrics and "mig" not in metrics
+    cfg = compose([*base, "metrics=mig"])
+    data, chosen = instantiate(cfg.dataset), instantiate(cfg.metrics)
+    validate_data(cfg, data, chosen, explicit_metrics=False)  # the default list: skipped with a log line
+    with pytest.raises(ConfigError, match="metrics mig need ground-truth factors, which Images lacks"):
+        validate_data(cfg, data, chosen, explicit_metrics=True)

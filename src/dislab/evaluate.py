@@ -17,13 +17,14 @@ def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str,
 
     A metric whose second parameter is named ``encode`` gets ``model.encode`` (numpy x ->
     (mean, log-variance)) instead of ``model.represent`` (numpy x -> mean). On a data set without
-    ground-truth factors (``has_factors`` False) every metric is skipped with a log line.
+    ground-truth factors (``has_factors`` False) the metrics that need them are skipped with a log
+    line; those marked ``needs_factors = False`` (the unsupervised scores) still run.
     """
     import inspect
 
     out: dict[str, float] = {}
     for name, fn in metrics.items():
-        if not getattr(data, "has_factors", True):
+        if not getattr(data, "has_factors", True) and getattr(fn.func, "needs_factors", True):
             log.warning("metric %s skipped: %s has no ground-truth factors", name, type(data).__name__)
             continue
         second = list(inspect.signature(fn.func).parameters)[1]

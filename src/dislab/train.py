@@ -173,7 +173,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     without training. One that holds ``checkpoints/last.ckpt`` is resumed (``resume=true``, the
     default). On failure ``error.txt`` records the error in one line, and the error propagates.
     """
-    from dislab.validate import ConfigError, validate, validate_data
+    from dislab.validate import ConfigError, validate
 
     validate(cfg)
     run_dir = run_dir_of(cfg)
@@ -187,7 +187,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
     try:
-        return _train(cfg, run_dir, validate_data, list(callbacks))
+        return _train(cfg, run_dir, list(callbacks))
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt):
             try:
@@ -197,7 +197,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         raise
 
 
-def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str, float]:
+def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -206,6 +206,7 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
     from dislab.data.datamodule import GroundTruthDataModule
+    from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
@@ -214,10 +215,12 @@ def _train(cfg, run_dir: Path, validate_data, extra_callbacks: list) -> dict[str
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     data = instantiate(cfg.dataset)
-    validate_data(cfg, data)
+    final_metrics, during = instantiate(cfg.metrics) or {}, instantiate(cfg.metrics_during) or {}
+    hc = _hydra()
+    explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
+    validate_data(cfg, data, final_metrics, explicit)
     net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
     model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
-    final_metrics, during = instantiate(cfg.metrics) or {}, instantiate(cfg.metrics_during) or {}
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))

@@ -40,6 +40,12 @@ def validate(cfg) -> None:
             _number(knob, cfg.get(knob))  # beta, gamma, lambda...: numbers >= 0
 
 
-def validate_data(cfg, data) -> None:
+def validate_data(cfg, data, metrics: dict, explicit_metrics: bool) -> None:
+    """``explicit_metrics``: the user chose ``metrics=...`` rather than taking the default list."""
     if cfg.batch_size > len(data):
         raise ConfigError(f"batch_size={cfg.batch_size} is larger than the data set ({len(data)} points)")
+    if explicit_metrics and not getattr(data, "has_factors", True):
+        need = [n for n, fn in metrics.items() if getattr(fn.func, "needs_factors", True)]
+        if need:
+            raise ConfigError(f"metrics {', '.join(need)} need ground-truth factors, which {type(data).__name__} "
+                              f"lacks; use metrics=unsupervised or metrics=none")

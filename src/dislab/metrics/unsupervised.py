@@ -68,3 +68,6 @@ def unsupervised(data, represent, rng: np.random.Generator, *, num_train: int = 
                  num_bins: int = 20, encode_batch: int | None = None) -> dict[str, float]:
     codes, _ = sample_codes(data, represent, num_train, rng, batch_size, encode_batch)
     return unsupervised_on_codes(codes, num_bins=num_bins)
+
+
+unsupervised.needs_factors = False  # scores the codes alone: runs on data sets without factors
