@@ -44,12 +44,15 @@ def _build(cfg):
     return data, model
 
 
-def bare_loop(steps: int, warmup: int, overrides) -> dict:
-    """The same network, loss and Adam on one in-memory batch, nothing else."""
+def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True) -> dict:
+    """The same network, loss and Adam on one in-memory batch, nothing else. ``tuned``: the run's
+    thread count (the allocator tuning comes from the environment); untuned: torch's defaults."""
     import numpy as np
     import torch
 
     cfg = _compose(overrides)
+    if tuned and cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(0)
     data, model = _build(cfg)
     x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng(0)))
@@ -123,7 +126,20 @@ def data_rates(batch_size=64, seconds=1.0) -> dict:
             out[p.stem] = {"skipped": str(e).splitlines()[0][:120]}
             continue
         rng = np.random.default_rng(0)
-        data.sample_observations(batch_size, rng)  # warm caches
+
+        def rate(window, data=data, rng=rng):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < window:
+                data.sample_observations(batch_size, rng)
+                n += batch_size
+            return n / (time.perf_counter() - t0)
+
+        start, last = time.perf_counter(), 0.0  # warm lazily built caches until the rate is steady
+        while time.perf_counter() - start < 10:
+            r = rate(0.25)
+            if last and abs(r - last) < 0.1 * r:
+                break
+            last = r
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             data.sample_observations(batch_size, rng)
@@ -155,8 +171,10 @@ def main():
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        fn = {"bare": bare_loop, "framework": framework}[args.child]
-        res = fn(args.steps, args.warmup, args.override)
+        if args.child == "framework":
+            res = framework(args.steps, args.warmup, args.override)
+        else:
+            res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned")
         res["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(res))
         return
@@ -164,8 +182,8 @@ def main():
     t_start = time.perf_counter()
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
-    res["bare_untuned"] = _child("bare", False, args)
-    res["bare_tuned"] = _child("bare", True, args)
+    res["bare_untuned"] = _child("bare_untuned", False, args)
+    res["bare_tuned"] = _child("bare_tuned", True, args)
     res["framework"] = _child("framework", True, args)
     fw, bare, untuned = (res[k]["steps_per_s"] for k in ("framework", "bare_tuned", "bare_untuned"))
     res["ratio_framework_vs_bare"] = fw / bare

@@ -132,6 +132,7 @@ BAD = {
     "lr=0": "lr=0 is not allowed",
     "nan_policy=ignore": "nan_policy='ignore' is not allowed",
     "+dataset.size=17": "toy size=17 must be a positive multiple of 16",
+    "metrics=udr": "udr is scored across the seeds of a sweep",
 }
 
 

@@ -42,8 +42,14 @@ def validate(cfg) -> None:
 
 def validate_data(cfg, data, metrics: dict, explicit_metrics: bool) -> None:
     """``explicit_metrics``: the user chose ``metrics=...`` rather than taking the default list."""
+    import inspect
+
     if cfg.batch_size > len(data):
         raise ConfigError(f"batch_size={cfg.batch_size} is larger than the data set ({len(data)} points)")
+    for name, fn in metrics.items():
+        if next(iter(inspect.signature(fn.func).parameters)) == "representations":
+            raise ConfigError(f"{name} is scored across the seeds of a sweep (sweep_summary.csv, udr.json), "
+                              f"not in one run; run a multirun (-m ... seed=0,1,2)")
     if explicit_metrics and not getattr(data, "has_factors", True):
         need = [n for n, fn in metrics.items() if getattr(fn.func, "needs_factors", True)]
         if need:
