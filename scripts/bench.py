@@ -7,7 +7,7 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 2. images/s of each procedural data set / the training consumption (target >= 20);
 3. metric encoding (images/s at the metric batch size, through ``represent``) / bare inference;
 4. the default metric suite's wall time on a fixed representation, and each metric's share (and,
-   with DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
+   with DISLAB_DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
 5. peak memory (max RSS) of the default training run.
 Each training measurement runs in its own process, since the allocator tuning must be set
 before a process starts.
@@ -199,7 +199,7 @@ def main():
     from bench_metrics import bench as bench_metrics
 
     print(f"\nmetric suite (default, dsprites, sample sizes x{args.metrics_scale:g}):")
-    res["metrics"] = bench_metrics("dsprites", "default", os.environ.get("DLIB_PYTHON"), args.metrics_scale)
+    res["metrics"] = bench_metrics("dsprites", "default", os.environ.get("DISLAB_DLIB_PYTHON"), args.metrics_scale)
     res["peak_memory_mb_training"] = res["framework"]["max_rss_mb"]
     res["bench_seconds"] = time.perf_counter() - t_start
 
@@ -222,7 +222,7 @@ def main():
     if "metrics/dlib_over_dislab" in m:
         print(f"          disentanglement_lib / dislab = {m['metrics/dlib_over_dislab']:.1f} (target >= 10)")
     else:
-        print("          (set DLIB_PYTHON to a Python with disentanglement_lib to time it on the same input)")
+        print("          (set DISLAB_DLIB_PYTHON to a Python with disentanglement_lib to time it on the same input)")
     print(f"memory    peak RSS of a training run {res['peak_memory_mb_training']:.0f} MB")
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(f"written to {args.out} in {res['bench_seconds']:.0f} s")
