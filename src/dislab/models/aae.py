@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dislab.models.vae import VAE
+from dislab.objectives.adversarial import autoencoder_then_discriminator_step
 
 
 class AAE(VAE):
@@ -50,17 +51,7 @@ class AAE(VAE):
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
 
     def training_step(self, batch, batch_idx):
-        opt_ae, opt_d = self.optimizers()
-        terms = self.losses(batch)
-        opt_ae.zero_grad()
-        self.manual_backward(terms["loss"])
-        opt_ae.step()  # D's gradients from this backward are discarded by opt_d.zero_grad() below
-        terms["disc_loss"] = d_loss = self.discriminator_loss(self._codes)
-        self.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)  # not counted in global_step
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        autoencoder_then_discriminator_step(self, batch)
 
     def configure_optimizers(self):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dislab.models.vae import VAE
-from dislab.objectives.adversarial import density_ratio_tc, permute_dims
+from dislab.objectives.adversarial import autoencoder_then_discriminator_step, density_ratio_tc, permute_dims
 
 
 def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequential:
@@ -51,17 +51,7 @@ class FactorVAE(VAE):
         return F.cross_entropy(logits, target)  # = 0.5 (CE on q(z) + CE on q-bar(z)), equal halves
 
     def training_step(self, batch, batch_idx):
-        opt_vae, opt_d = self.optimizers()
-        terms = self.losses(batch)
-        opt_vae.zero_grad()
-        self.manual_backward(terms["loss"])
-        opt_vae.step()  # D's gradients from this backward are discarded by opt_d.zero_grad() below
-        terms["disc_loss"] = d_loss = self.discriminator_loss(self._codes)
-        self.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        autoencoder_then_discriminator_step(self, batch)
 
     def configure_optimizers(self):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)

@@ -22,3 +22,24 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> t
 def density_ratio_tc(logits: torch.Tensor) -> torch.Tensor:
     """Batch mean of logit[:, 0] - logit[:, 1] = log D(z) / (1 - D(z)) with class 0 = "from q(z)"."""
     return (logits[:, 0] - logits[:, 1]).mean()
+
+
+def autoencoder_then_discriminator_step(module, batch) -> None:
+    """One training iteration of a method with a latent-space discriminator (FactorVAE, AAE), under
+    Lightning manual optimization: the autoencoder's loss (whose regularizer reads D and keeps the
+    detached codes in ``module._codes``) is stepped first, then D's loss on those detached codes.
+    No graph is reused after an optimizer step. D's gradients from the first backward are discarded
+    by ``opt_d.zero_grad()``. Only the autoencoder step goes through Lightning's counted step, so
+    ``global_step`` counts iterations; D is stepped through the strategy (precision, callbacks such
+    as the NaN guard still apply)."""
+    opt_ae, opt_d = module.optimizers()
+    terms = module.losses(batch)
+    opt_ae.zero_grad()
+    module.manual_backward(terms["loss"])
+    opt_ae.step()
+    terms["disc_loss"] = d_loss = module.discriminator_loss(module._codes)
+    module.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
+    opt_d.zero_grad()
+    module.manual_backward(d_loss)
+    module.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
+    module.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
