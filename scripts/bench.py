@@ -123,7 +123,8 @@ def data_rates(batch_size=64, seconds=1.0) -> dict:
         try:
             data = instantiate(_compose([f"dataset={p.stem}"]).dataset)
         except Exception as e:  # needs a real file or a user-supplied path
-            out[p.stem] = {"skipped": str(e).splitlines()[0][:120]}
+            cause = e.__cause__ or e
+            out[p.stem] = {"skipped": str(cause).splitlines()[0][:110]}
             continue
         rng = np.random.default_rng(0)
 
