@@ -13,9 +13,7 @@ from dislab.data.dsprites import DSprites
 
 
 class NoisyDSprites(DSprites):
-    def __init__(self, path=None, **kwargs):
-        super().__init__(path=path, **kwargs)
-        self.x_shape = (3, *tuple(self.x_shape)[1:])
+    x_shape = (3, 64, 64)
 
     def sample_observations_from_factors(self, factors, rng):
         sprite = super().sample_observations_from_factors(factors, rng)  # (n, 1, H, W) in {0, 1}

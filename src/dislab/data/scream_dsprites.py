@@ -39,11 +39,12 @@ def load_background(path) -> np.ndarray:
 
 
 class ScreamDSprites(DSprites):
+    x_shape = (3, 64, 64)
+
     def __init__(self, path=None, background=None, **kwargs):
         pic = load_background(background)  # before anything else: a bad file leaves nothing behind
         super().__init__(path=path, **kwargs)
         self.background = background
-        self.x_shape = (3, *tuple(self.x_shape)[1:])
         h, w = self.x_shape[1:]
         self._picture = pic
         self._chw = np.ascontiguousarray(pic.transpose(2, 0, 1))
