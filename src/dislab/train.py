@@ -236,7 +236,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         untrained = {}
         if cfg.eval_untrained and not resume and os.environ.get("LOCAL_RANK", "0") == "0":
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-            log_scalars(loggers, scalars, 0, prefix="")
+            log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
             log.info("untrained: %s", untrained)
         ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
@@ -267,7 +267,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             "settings": metric_settings(final_metrics), "versions": versions(),
         })
         try:  # results are on disk: a logger failing now loses nothing
-            log_scalars(loggers, scalars, trainer.global_step, prefix="")
+            log_scalars(loggers, scalars, trainer.global_step)
             for lg in loggers:
                 if hasattr(lg, "log_image"):
                     for name, img in pics.items():

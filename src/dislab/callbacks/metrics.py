@@ -7,9 +7,9 @@ from pytorch_lightning import Callback
 from dislab.evaluate import compute_metrics, decomposition
 
 
-def log_scalars(loggers, values: dict[str, float], step: int, prefix: str = "metrics/"):
+def log_scalars(loggers, values: dict[str, float], step: int):
     for logger in loggers:
-        logger.log_metrics({f"{prefix}{k}": v for k, v in values.items()}, step=step)
+        logger.log_metrics(values, step=step)
 
 
 def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int) -> dict[str, float]:
@@ -32,4 +32,4 @@ class MetricsDuringTraining(Callback):
         if not (self.every and trainer.is_global_zero and step % self.every == 0 and step < trainer.max_steps):
             return
         values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition)
-        log_scalars(trainer.loggers, values, step, prefix="")
+        log_scalars(trainer.loggers, values, step)
