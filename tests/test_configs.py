@@ -41,3 +41,12 @@ def test_model_files_are_named_after_their_module():
     for p in (CONF / "model").glob("*.yaml"):
         target = compose([f"model={p.stem}"]).model._target_
         assert target.split(".")[2] == p.stem, (p, target)
+
+
+def test_a_group_file_sets_knobs_and_the_command_line_still_wins():
+    """train.yaml lists _self_ first: debug=fdr's steps/num_eval take effect (they were silently
+    overridden by train.yaml's when _self_ came last), and an explicit override beats both."""
+    cfg = compose(["debug=fdr"])
+    assert (cfg.steps, cfg.num_eval, cfg.metrics_every) == (5, 256, 0)
+    assert compose(["debug=fdr", "steps=7"]).steps == 7
+    assert compose(["model=infogan"]).lr == 1e-3 and compose(["model=infogan", "lr=2e-4"]).lr == 2e-4

@@ -556,3 +556,14 @@ def test_every_dataset_trains_a_few_steps(tmp_path, name):
     run(cfg)
     rep = np.load(tmp_path / "run" / "representation.npz")
     assert rep["means"].shape == (16, 10) and np.isfinite(rep["means"]).all()
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_toy_is_a_bijection_at_every_size(size):
+    """Every factor combination gives its own non-blank image (at size 16 the squares were once 0 pixels)."""
+    from dislab.data.toy import Toy
+
+    d = Toy(size=size)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in d.factor_sizes], indexing="ij"), -1).reshape(-1, 4)
+    x = d.sample_observations_from_factors(grid).reshape(len(grid), -1)
+    assert len(np.unique(x, axis=0)) == 1024 and x.max(1).min() == pytest.approx(0.4)
