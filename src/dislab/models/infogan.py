@@ -6,12 +6,16 @@ L_I = E[log Q(c | G(z, c))] + H(c) <= I(c; G(z, c)) (Lemma 5.1). Checked against
 
 Latent layout (``decode``'s input, z_dim = the net's): [n_cat one-hot blocks of cat_dim (uniform
 categorical codes), n_cont continuous codes ~ U(-1, 1), z_dim - n_cat*cat_dim - n_cont noise ~ N(0, I)].
-The generator is the net's decoder (images = sigmoid(logits)); the net's encoder is unused. Q predicts
-categorical logits and, for the continuous codes, the mean of a unit-variance Gaussian (openai's
-``fix_std=True``). D/Q body for 64x64: conv64's encoder shape with LeakyReLU(0.2), FC 256; heads:
-D 1 logit, Q FC 128 + outputs; other sizes use an MLP body. No batch norm (the paper's D has it):
-Q in eval mode would otherwise see running statistics pooled over real and generated batches.
-D: Adam lr 2e-4, betas (0.5, 0.999) (openai); G: the run's optimizer (``lr``). D is stepped through
+Architecture for 64x64 (other sizes: MLPs of the same widths): G has conv64's decoder shape with
+batch norm after every hidden layer (the paper's G, appendix C, has it); D/Q share conv64's encoder
+shape with LeakyReLU(0.2) and FC 256; heads: D 1 logit, Q FC 128 + outputs. Q predicts categorical
+logits and, for the continuous codes, the mean of a unit-variance Gaussian (openai's ``fix_std=True``).
+G's batch norm is what makes it learn here: without it, on dSprites, D wins and G collapses to black
+images within 500 steps, with or without spectral norm in D. D's layers are spectrally normalised
+(Miyato et al. 2018) instead of batch-normalised as in the paper: with batch norm, Q in eval mode
+(``represent``) would see running statistics pooled over real and generated batches. ``net`` only fixes the image shape and z_dim; G replaces it (``self.net``).
+Optimizers as the paper's (section 6 / appendix C): D Adam lr 2e-4, G Adam lr 1e-3, both betas
+(0.5, 0.999) (G's through conf/model/infogan.yaml: ``lr``, ``optimizer.betas``). D is stepped through
 the strategy, not LightningOptimizer.step, so ``global_step`` counts iterations (G steps).
 ``represent``: Q's categorical probabilities and continuous means; ``encode`` gives the same in
 the layout above (noise slots 0, log-variances 0), so ``decode(encode(x)[0])`` reconstructs.
@@ -27,13 +31,38 @@ from dislab.objectives.information import categorical_mi_lower_bound, uniform_ga
 
 
 def dq_body(x_shape, width: int = 256) -> nn.Sequential:
+    """D and Q's shared body, spectrally normalised."""
     c, h, w = x_shape
-    act = lambda: nn.LeakyReLU(0.2)
+    act, sn = (lambda: nn.LeakyReLU(0.2)), nn.utils.parametrizations.spectral_norm
     if (h, w) == (64, 64):
         chans = ((c, 32), (32, 32), (32, 64), (64, 64))
-        convs = [m for cin, cout in chans for m in (nn.Conv2d(cin, cout, 4, 2, 1), act())]
-        return nn.Sequential(*convs, nn.Flatten(), nn.Linear(64 * 4 * 4, width), act())
-    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 1024), act(), nn.Linear(1024, width), act())
+        convs = [m for cin, cout in chans for m in (sn(nn.Conv2d(cin, cout, 4, 2, 1)), act())]
+        return nn.Sequential(*convs, nn.Flatten(), sn(nn.Linear(64 * 4 * 4, width)), act())
+    return nn.Sequential(nn.Flatten(), sn(nn.Linear(c * h * w, 1024)), act(), sn(nn.Linear(1024, width)), act())
+
+
+class Generator(nn.Module):
+    """G(z): conv64's decoder shape (64x64) or an MLP, batch norm + ReLU after every hidden layer;
+    ``decode`` returns logits, as every net's does."""
+
+    def __init__(self, x_shape, z_dim: int):
+        super().__init__()
+        self.x_shape, self.z_dim = tuple(x_shape), int(z_dim)
+        c, h, w = self.x_shape
+
+        def block(layer, n, bn=nn.BatchNorm1d):
+            return [layer, bn(n), nn.ReLU()]
+
+        head = [*block(nn.Linear(z_dim, 256), 256), *block(nn.Linear(256, 1024), 1024)]
+        if (h, w) == (64, 64):
+            ups = [m for cin, cout in ((64, 64), (64, 32), (32, 32))
+                   for m in block(nn.ConvTranspose2d(cin, cout, 4, 2, 1), cout, nn.BatchNorm2d)]
+            self.decoder = nn.Sequential(*head, nn.Unflatten(1, (64, 4, 4)), *ups, nn.ConvTranspose2d(32, c, 4, 2, 1))
+        else:
+            self.decoder = nn.Sequential(*head, nn.Linear(1024, c * h * w), nn.Unflatten(1, self.x_shape))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
 
 
 class InfoGAN(VAE):
@@ -42,6 +71,7 @@ class InfoGAN(VAE):
     def __init__(self, lam: float = 1.0, n_cat: int = 1, cat_dim: int = 3, n_cont: int = 4, disc_lr: float = 2e-4,
                  disc_betas=(0.5, 0.999), **kwargs):
         super().__init__(**kwargs)
+        self.net = Generator(self.net.x_shape, self.net.z_dim)
         self.automatic_optimization = False
         self.lam, self.n_cat, self.cat_dim, self.n_cont = float(lam), int(n_cat), int(cat_dim), int(n_cont)
         self.n_code = self.n_cat * self.cat_dim + self.n_cont
@@ -54,7 +84,7 @@ class InfoGAN(VAE):
         self.d_head = nn.Linear(256, 1)
         self.q_head = nn.Sequential(nn.Linear(256, 128), nn.LeakyReLU(0.2), nn.Linear(128, self.n_code))
 
-    def regularizer(self, kl, mu, logvar, z):
+    def losses(self, x):
         raise NotImplementedError("InfoGAN has no posterior q(z|x): it trains adversarially (training_step)")
 
     def sample_latents(self, b: int):
@@ -79,7 +109,8 @@ class InfoGAN(VAE):
         opt_g, opt_d = self.optimizers()
         z, idx, cont = self.sample_latents(len(batch))
         fake = torch.sigmoid(self.net.decode(z))
-        (d_real, _), (d_fake, q) = self.discriminate(batch), self.discriminate(fake.detach())
+        d_both, q_both = self.discriminate(torch.cat([batch, fake.detach()]))  # no batch statistics in D
+        d_real, d_fake, q = d_both[: len(batch)], d_both[len(batch):], q_both[len(batch):]
         d_gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
             F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         d_loss = d_gan - self.lam * self.mutual_information(q, idx, cont)["mi"]
@@ -96,7 +127,7 @@ class InfoGAN(VAE):
         opt_g.zero_grad()  # G's gradients on D/Q are dropped by opt_d.zero_grad() in the next step
         self.manual_backward(loss)
         opt_g.step()
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        self.log_terms(terms)
 
     def configure_optimizers(self):
         disc = [*self.body.parameters(), *self.d_head.parameters(), *self.q_head.parameters()]
