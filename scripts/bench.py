@@ -35,26 +35,28 @@ def _compose(overrides=()):
         return compose("train", overrides=list(overrides))
 
 
-def _build(cfg):
+def _build(cfg, compile: bool = False):
     from hydra.utils import instantiate
 
+    from dislab.load import build_model
+
     data = instantiate(cfg.dataset)
-    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
-    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
-    return data, model
+    return data, build_model(cfg, data, compile)
 
 
 def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True) -> dict:
     """The same network, loss and Adam on one in-memory batch, nothing else. ``tuned``: the run's
-    thread count (the allocator tuning comes from the environment); untuned: torch's defaults."""
+    settings (threads, channels_last, fused Adam, compile; the allocator tuning comes from the
+    environment); untuned: plain PyTorch (torch's threads, NCHW, the default Adam)."""
     import numpy as np
     import torch
 
-    cfg = _compose(overrides)
+    plain = ["channels_last=false", "optimizer.fused=false", "compile=false"]
+    cfg = _compose([*overrides, *(() if tuned else plain)])
     if tuned and cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(0)
-    data, model = _build(cfg)
+    data, model = _build(cfg, compile=bool(cfg.compile))
     x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng(0)))
     opt = model.configure_optimizers()
     for i in range(steps + warmup):

@@ -131,6 +131,7 @@ BAD = {
     "beta=abc": "beta='abc' is not allowed",
     "lr=0": "lr=0 is not allowed",
     "nan_policy=ignore": "nan_policy='ignore' is not allowed",
+    "compile=yes": "compile='yes' is not allowed; use true or false",
     "+dataset.size=17": "toy size=17 must be a positive multiple of 16",
     "metrics=udr": "udr is scored across the seeds of a sweep",
 }

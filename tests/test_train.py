@@ -70,3 +70,32 @@ def test_eval_reproduces_the_final_metrics_from_the_checkpoint(run_fast):
 
     metrics, run_dir = run_fast("model=beta_vae")
     assert evaluate(run_dir, instantiate(compose(FAST).metrics)) == metrics
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    """The NHWC layout is a speed setting: conv weights change layout, the loss does not."""
+    import torch
+    from hydra.utils import instantiate
+
+    from dislab.load import build_model
+
+    losses = {}
+    for cl in (False, True):
+        cfg = compose(["dataset=toy", f"channels_last={str(cl).lower()}"])
+        data = instantiate(cfg.dataset)
+        torch.manual_seed(0)
+        model = build_model(cfg, data)
+        conv = model.net.encoder[2].weight  # 32 -> 32 channels: the two layouts differ
+        assert conv.is_contiguous(memory_format=torch.channels_last) == cl and conv.is_contiguous() == (not cl)
+        x = torch.from_numpy(data.sample_observations(8, np.random.default_rng(0)))
+        torch.manual_seed(1)
+        losses[cl] = model.losses(x)["loss"].item()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+
+def test_compiled_net_trains_and_keeps_its_checkpoint_names(run_fast):
+    import torch
+
+    metrics, run_dir = run_fast("model=vae", "compile=true")
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert 0 <= metrics["mig"] <= 1 and state and not any("_orig_mod" in k for k in state)

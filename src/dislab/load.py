@@ -12,6 +12,20 @@ from omegaconf import OmegaConf
 from dislab.validate import ConfigError
 
 
+def build_model(cfg, data, compile: bool = False):
+    """The run's model for ``data``: net, method and optimizer from ``cfg``; convolution weights
+    in channels_last (NHWC) layout when ``cfg.channels_last`` (inputs follow the weights' layout);
+    ``compile``: torch.compile the net's parts in place (parameter names and checkpoints unchanged)."""
+    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
+    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        for part in model.net.children():
+            part.compile()
+    return model
+
+
 def load_run(run_dir) -> tuple:
     """Returns (model in eval mode, cfg, data)."""
     run_dir = Path(run_dir)
@@ -21,8 +35,7 @@ def load_run(run_dir) -> tuple:
             raise ConfigError(f"{run_dir} is not a dislab run directory: {p.relative_to(run_dir)} is missing")
     cfg = OmegaConf.load(cfg_path)
     data = instantiate(cfg.dataset)
-    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
-    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
+    model = build_model(cfg, data)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     try:
         model.load_state_dict(state)

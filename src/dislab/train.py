@@ -206,6 +206,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
     from dislab.data.datamodule import GroundTruthDataModule
+    from dislab.load import build_model
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -219,8 +220,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     hc = _hydra()
     explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
     validate_data(cfg, data, final_metrics, explicit)
-    net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
-    model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
+    model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))

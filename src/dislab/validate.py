@@ -32,6 +32,9 @@ def validate(cfg) -> None:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ConfigError(f"{key}={v!r} is not allowed; {key} must be an integer >= 0")
     _number("lr", cfg.get("lr"), 0.0, strict=True)
+    for key in ("channels_last", "compile", "eval_untrained", "resume"):
+        if not isinstance(cfg.get(key, False), bool):
+            raise ConfigError(f"{key}={cfg.get(key)!r} is not allowed; use true or false")
     if cfg.get("nan_policy") not in ("stop", "skip"):
         raise ConfigError(f"nan_policy={cfg.get('nan_policy')!r} is not allowed; use stop or skip")
     model = cfg.model._target_.split(".")[2]

@@ -53,8 +53,16 @@ class VAE(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         terms = self.losses(batch)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        self.log_terms(terms)
         return terms["loss"]
+
+    def log_terms(self, terms: dict[str, torch.Tensor]) -> None:
+        """Log ``train/<term>`` on the steps Lightning writes to its loggers (every
+        ``trainer.log_every_n_steps``) and skip the rest: filling Lightning's result collection on
+        every step cost ~3 % of a conv64 training step on CPU (py-spy), for values never written."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        if connector is None or connector.should_update_logs:
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())

@@ -42,4 +42,4 @@ def autoencoder_then_discriminator_step(module, batch) -> None:
     opt_d.zero_grad()
     module.manual_backward(d_loss)
     module.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
-    module.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+    module.log_terms(terms)
