@@ -3,7 +3,8 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 
 1. training steps/s of the default run (logging on, metrics off) / a bare PyTorch loop over the
    same network, batch, loss and optimizer on an in-memory tensor (target >= 0.95), and / the same
-   bare loop with no tuning at all (target >= 1.3);
+   bare loop with no tuning at all, at the same thread count (target >= 1.3; also reported at
+   torch's default thread count);
 2. images/s of each procedural data set / the training consumption (target >= 20);
 3. metric encoding (images/s at the metric batch size, through ``represent``) / bare inference;
 4. the default metric suite's wall time on a fixed representation, and each metric's share (and,
@@ -44,16 +45,17 @@ def _build(cfg, compile: bool = False):
     return data, build_model(cfg, data, compile)
 
 
-def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True) -> dict:
-    """The same network, loss and Adam on one in-memory batch, nothing else. ``tuned``: the run's
-    settings (threads, channels_last, fused Adam, compile; the allocator tuning comes from the
-    environment); untuned: plain PyTorch (torch's threads, NCHW, the default Adam)."""
+def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True, default_threads: bool = False) -> dict:
+    """The same network, loss and Adam on one in-memory batch, nothing else, at the run's thread count
+    (``default_threads``: torch's own). ``tuned``: the run's settings (channels_last, fused Adam,
+    compile; the allocator tuning comes from the environment); untuned: plain PyTorch (NCHW, the
+    default Adam, the default allocator)."""
     import numpy as np
     import torch
 
     plain = ["channels_last=false", "optimizer.fused=false", "compile=false"]
     cfg = _compose([*overrides, *(() if tuned else plain)])
-    if tuned and cfg.threads:
+    if cfg.threads and not default_threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(0)
     data, model = _build(cfg, compile=bool(cfg.compile))
@@ -177,7 +179,8 @@ def main():
         if args.child == "framework":
             res = framework(args.steps, args.warmup, args.override)
         else:
-            res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned")
+            res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned",
+                            default_threads=args.child == "bare_untuned_default_threads")
         res["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(res))
         return
@@ -186,6 +189,7 @@ def main():
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
     res["bare_untuned"] = _child("bare_untuned", False, args)
+    res["bare_untuned_default_threads"] = _child("bare_untuned_default_threads", False, args)
     res["bare_tuned"] = _child("bare_tuned", True, args)
     res["framework"] = _child("framework", True, args)
     fw, bare, untuned = (res[k]["steps_per_s"] for k in ("framework", "bare_tuned", "bare_untuned"))
@@ -209,6 +213,10 @@ def main():
     print(f"\ntraining  framework {fw:6.2f} steps/s | bare loop {bare:6.2f} | bare untuned {untuned:6.2f}")
     print(f"          framework / bare          = {res['ratio_framework_vs_bare']:.3f}  (target >= 0.95)")
     print(f"          framework / bare untuned  = {res['ratio_framework_vs_untuned_bare']:.3f}  (target >= 1.3)")
+    both = res["bare_untuned_default_threads"]["steps_per_s"]
+    res["ratio_framework_vs_untuned_bare_default_threads"] = fw / both
+    print(f"          framework / bare untuned at torch's {os.cpu_count()} threads ({both:.2f} steps/s) = "
+          f"{fw / both:.3f}  (shared cores make this one swing)")
     for name, v in res["data"].items():
         if "images_per_s" in v:
             print(f"data      {name:<16} {v['images_per_s']:10.0f} images/s = {v['ratio_vs_training']:7.1f} "

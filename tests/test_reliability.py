@@ -203,3 +203,23 @@ def test_data_without_factors_runs_the_unsupervised_scores_and_refuses_asked_for
     validate_data(cfg, data, chosen, explicit_metrics=False)  # the default list: skipped with a log line
     with pytest.raises(ConfigError, match="metrics mig need ground-truth factors, which Images lacks"):
         validate_data(cfg, data, chosen, explicit_metrics=True)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
+def test_nan_guard_sees_every_non_finite_gradient_and_no_overflowing_finite_one(bad):
+    from types import SimpleNamespace
+
+    from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
+
+    params = [torch.nn.Parameter(torch.zeros(3)) for _ in range(3)]
+    for p in params:
+        p.grad = torch.full((3,), 3e38)  # finite, but their sum overflows float32
+    if bad is not None:
+        params[1].grad[2] = bad
+    opt = torch.optim.SGD(params, lr=0.1)
+    trainer = SimpleNamespace(global_step=7, loggers=[])
+    if bad is None:
+        NanGuard("stop").on_before_optimizer_step(trainer, None, opt)
+    else:
+        with pytest.raises(NonFiniteError, match="at step 7"):
+            NanGuard("stop").on_before_optimizer_step(trainer, None, opt)

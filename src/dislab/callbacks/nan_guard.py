@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from pytorch_lightning import Callback
-from torch.nn.utils import get_total_norm
 
 
 class NonFiniteError(RuntimeError):
@@ -21,9 +20,10 @@ class NanGuard(Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        # one foreach max-|g| over all gradients (NaN and inf propagate; a large finite gradient cannot
-        # overflow as a 2-norm could), one host sync per step
-        if not params or torch.isfinite(get_total_norm([p.grad for p in params], norm_type=float("inf"))):
+        # fast path: NaN and inf propagate through sums (0.07 ms for conv64 here; a per-tensor isfinite
+        # 1.3 ms, an inf-norm 2 ms); the exact check only runs when the sum is not finite (or overflowed)
+        if not params or torch.isfinite(torch.stack([p.grad.sum() for p in params]).sum()) or \
+                all(bool(torch.isfinite(p.grad).all()) for p in params):
             return
         if self.policy == "skip":
             for p in params:
