@@ -567,3 +567,24 @@ def test_toy_is_a_bijection_at_every_size(size):
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in d.factor_sizes], indexing="ij"), -1).reshape(-1, 4)
     x = d.sample_observations_from_factors(grid).reshape(len(grid), -1)
     assert len(np.unique(x, axis=0)) == 1024 and x.max(1).min() == pytest.approx(0.4)
+
+
+def test_prefetched_batches_are_the_per_step_batches_and_errors_reach_the_loop():
+    import itertools
+
+    import torch
+
+    from dislab.data.datamodule import _Batches
+    from dislab.data.toy import Toy
+
+    ahead = list(itertools.islice(iter(_Batches(Toy(size=16), 8, seed=3, start=5, prefetch=2)), 4))
+    inline = list(itertools.islice(iter(_Batches(Toy(size=16), 8, seed=3, start=5, prefetch=0)), 4))
+    assert all(torch.equal(a, b) for a, b in zip(ahead, inline, strict=True))
+    assert not torch.equal(ahead[0], ahead[1])
+
+    class Broken(Toy):
+        def sample_observations(self, n, rng):
+            raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        next(iter(_Batches(Broken(size=16), 8, seed=0, start=0)))

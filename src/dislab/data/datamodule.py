@@ -1,12 +1,17 @@
 """One LightningDataModule for any ``GroundTruthData``.
 
-Batches are rendered whole (no per-item DataLoader, no worker processes on a 2-core machine).
+Batches are rendered whole (no per-item DataLoader, no worker processes on a 2-core machine), by
+one background thread that keeps up to ``prefetch`` batches ready, so rendering overlaps the
+training step (numpy releases the GIL in its array work; torch runs its kernels without it).
 Batch t of a run draws from ``np.random.default_rng([seed, t])`` (DDP rank r > 0:
 ``[seed, t, r]``), so a resumed run sees exactly the batches an uninterrupted one would. Under DDP
 ``batch_size`` is per device.
 """
 
 from __future__ import annotations
+
+import queue
+import threading
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,17 +22,47 @@ from dislab.data.ground_truth import GroundTruthData
 
 
 class _Batches(IterableDataset):
-    def __init__(self, data: GroundTruthData, batch_size: int, seed: int, start: int):
-        self.data, self.batch_size, self.seed, self.start = data, batch_size, seed, start
+    def __init__(self, data: GroundTruthData, batch_size: int, seed: int, start: int, prefetch: int = 2):
+        self.data, self.batch_size, self.seed, self.start, self.prefetch = data, batch_size, seed, start, prefetch
 
-    def __iter__(self):
-        dist = torch.distributed
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    def _render(self, rank: int):
         step = self.start
         while True:  # each DDP rank its own batches
             rng = np.random.default_rng([self.seed, step, rank] if rank else [self.seed, step])
             yield torch.from_numpy(self.data.sample_observations(self.batch_size, rng))
             step += 1
+
+    def __iter__(self):
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if not self.prefetch:
+            yield from self._render(rank)
+            return
+        ready, stop = queue.Queue(self.prefetch), threading.Event()
+
+        def produce():
+            try:
+                for batch in self._render(rank):
+                    while not stop.is_set():
+                        try:
+                            ready.put((batch, None), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            except BaseException as e:  # handed to the training loop, raised there
+                ready.put((None, e))
+
+        threading.Thread(target=produce, name="dislab-batches", daemon=True).start()
+        try:
+            while True:
+                batch, error = ready.get()
+                if error is not None:
+                    raise error
+                yield batch
+        finally:
+            stop.set()
 
 
 class GroundTruthDataModule(pl.LightningDataModule):
