@@ -1,8 +1,9 @@
 """A tiny ground-truth data set for fast tests: a filled square on a black background.
 
 Factors: posX (8), posY (8), scale (4: side 4, 6, 8, 10 pixels of a 32-pixel canvas, scaled to
-the image size, rounded: at size 16, sides 2-5 and offsets 1-8 pixels), intensity (4: 0.4, 0.6, 0.8, 1.0). 1,024 points, so brute-force checks over the
-whole data set are cheap. Each factor has a monotonic, separable effect on the image.
+the image size, rounded: at size 16, sides 2-5 and offsets 1-8 pixels), intensity (4: 0.4, 0.6,
+0.8, 1.0). 1,024 points, so brute-force checks over the whole data set are cheap. Each factor
+has a monotonic, separable effect on the image.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ logits and, for the continuous codes, the mean of a unit-variance Gaussian (open
 G's batch norm is what makes it learn here: without it, on dSprites, D wins and G collapses to black
 images within 500 steps, with or without spectral norm in D. D's layers are spectrally normalised
 (Miyato et al. 2018) instead of batch-normalised as in the paper: with batch norm, Q in eval mode
-(``represent``) would see running statistics pooled over real and generated batches. ``net`` only fixes the image shape and z_dim; G replaces it (``self.net``).
+(``represent``) would see running statistics pooled over real and generated batches. ``net`` only
+fixes the image shape and z_dim; G replaces it (``self.net``).
 Optimizers as the paper's (section 6 / appendix C): D Adam lr 2e-4, G Adam lr 1e-3, both betas
 (0.5, 0.999) (G's through conf/model/infogan.yaml: ``lr``, ``optimizer.betas``). D is stepped through
 the strategy, not LightningOptimizer.step, so ``global_step`` counts iterations (G steps).
