@@ -21,6 +21,7 @@ def _train(*args, timeout=300):
 def test_model_knobs_are_read_from_the_model_files():
     knobs = model_knobs()
     assert knobs["vae"] == {} and knobs["beta_vae"] == {"beta": 4} and knobs["beta_tcvae"]["estimator"] == "mws"
+    assert set(knobs["infogan"]) == {"lam", "n_cat", "cat_dim", "n_cont"}  # its lr and optimizer.betas are shared knobs
 
 
 def test_a_knob_the_model_lacks_is_refused_in_one_line(capsys):

@@ -19,11 +19,13 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def model_knobs(conf: Path = CONF) -> dict[str, dict]:
-    """Top-level knobs each ``conf/model/<name>.yaml`` declares, with their YAML defaults."""
+    """Top-level knobs each ``conf/model/<name>.yaml`` declares, with their YAML defaults (not the
+    shared ones it may set, such as infogan's ``lr``)."""
+    shared = set(OmegaConf.load(conf / "train.yaml")) | {"model", "defaults"}
     out = {}
     for p in sorted((conf / "model").glob("*.yaml")):
         node = OmegaConf.load(p)
-        out[p.stem] = {k: node[k] for k in node if k not in ("model", "defaults")}
+        out[p.stem] = {k: node[k] for k in node if k not in shared}
     return out
 
 
