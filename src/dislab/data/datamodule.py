@@ -10,8 +10,9 @@ Batch t of a run draws from ``np.random.default_rng([seed, t])`` (DDP rank r > 0
 
 from __future__ import annotations
 
-import queue
-import threading
+import itertools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytorch_lightning as pl
@@ -25,44 +26,26 @@ class _Batches(IterableDataset):
     def __init__(self, data: GroundTruthData, batch_size: int, seed: int, start: int, prefetch: int = 2):
         self.data, self.batch_size, self.seed, self.start, self.prefetch = data, batch_size, seed, start, prefetch
 
-    def _render(self, rank: int):
-        step = self.start
-        while True:  # each DDP rank its own batches
-            rng = np.random.default_rng([self.seed, step, rank] if rank else [self.seed, step])
-            yield torch.from_numpy(self.data.sample_observations(self.batch_size, rng))
-            step += 1
+    def _batch(self, step: int, rank: int) -> torch.Tensor:  # each DDP rank its own batches
+        rng = np.random.default_rng([self.seed, step, rank] if rank else [self.seed, step])
+        return torch.from_numpy(self.data.sample_observations(self.batch_size, rng))
 
     def __iter__(self):
         dist = torch.distributed
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        steps = itertools.count(self.start)
         if not self.prefetch:
-            yield from self._render(rank)
+            yield from (self._batch(step, rank) for step in steps)
             return
-        ready, stop = queue.Queue(self.prefetch), threading.Event()
-
-        def produce():
-            try:
-                for batch in self._render(rank):
-                    while not stop.is_set():
-                        try:
-                            ready.put((batch, None), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            except BaseException as e:  # handed to the training loop, raised there
-                ready.put((None, e))
-
-        threading.Thread(target=produce, name="dislab-batches", daemon=True).start()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="dislab-batches")
         try:
+            ahead = deque(pool.submit(self._batch, next(steps), rank) for _ in range(self.prefetch))
             while True:
-                batch, error = ready.get()
-                if error is not None:
-                    raise error
+                batch = ahead.popleft().result()  # a rendering error is raised here, in the loop
+                ahead.append(pool.submit(self._batch, next(steps), rank))
                 yield batch
         finally:
-            stop.set()
+            pool.shutdown(cancel_futures=True)
 
 
 class GroundTruthDataModule(pl.LightningDataModule):
