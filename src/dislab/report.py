@@ -14,7 +14,6 @@ Writes ``report.html``, ``table.csv`` and PNGs into OUT (default: DIR/report for
 from __future__ import annotations
 
 import argparse
-import csv
 import html
 import io
 import json
@@ -247,13 +246,9 @@ def build(paths, out=None) -> Path:
     h.append("</table></div></details></body></html>")
 
     from dislab import io as atomic
+    from dislab.sweep.summary import to_csv
 
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    atomic.write_text(out / "table.csv", buf.getvalue())
+    atomic.write_text(out / "table.csv", to_csv(rows))
     return atomic.write_text(out / "report.html", "\n".join(h) + "\n")
 
 

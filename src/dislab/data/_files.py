@@ -55,13 +55,16 @@ def resize_uint8(images: np.ndarray, size: int = 64, threads: int | None = None)
         return np.ascontiguousarray(images, dtype=np.uint8)
     out = np.empty((len(images), size, size, *images.shape[3:]), dtype=np.uint8)
 
+    threads = threads or os.cpu_count() or 1
+    chunk = max(1, min(256, -(-len(images) // threads)))  # every thread gets work, even for 96 images
+
     def work(s):
-        for i in range(s, min(s + 256, len(images))):
+        for i in range(s, min(s + chunk, len(images))):
             im = Image.fromarray(np.ascontiguousarray(images[i]))
             out[i] = np.asarray(im.resize((size, size), Image.LANCZOS))
 
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        list(pool.map(work, range(0, len(images), 256)))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(0, len(images), chunk)))
     return out
 
 

@@ -113,9 +113,6 @@ class Images(GroundTruthData):
         log.info("images: cached %d decoded images in %s", len(self.files), target)
         return np.load(target, mmap_mode="r", allow_pickle=False)
 
-    def __len__(self) -> int:
-        return len(self.files)
-
     def sample_observations_from_factors(self, factors, rng=None):
         index = np.asarray(factors, dtype=np.int64).reshape(-1)
         return to_float(self.images[index])

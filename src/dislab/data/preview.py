@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dislab.cli import CONF
 from dislab.viz.grid import image_grid
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
 LABEL_WIDTH, PAD = 120, 2
 OWN = {"out": "preview.png", "seed": "0", "cols": "10", "rows": "2"}
 

@@ -45,7 +45,6 @@ class ScreamDSprites(DSprites):
         pic = load_background(background)  # before anything else: a bad file leaves nothing behind
         super().__init__(path=path, **kwargs)
         self.background = background
-        h, w = self.x_shape[1:]
         self._picture = pic
         self._chw = np.ascontiguousarray(pic.transpose(2, 0, 1))
 

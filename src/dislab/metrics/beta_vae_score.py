@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from dislab.metrics._sampling import encode_factors, quiet_sklearn, resolve_encode_batch, varying_factors
+from dislab.metrics._sampling import encode_factors, quiet_sklearn, varying_factors
 
 
 def sample_pairs(data, rng: np.random.Generator, num_points: int, batch_size: int):
@@ -39,7 +39,6 @@ def pair_features(data, represent, rng: np.random.Generator, f1: np.ndarray, f2:
     """z_diff for every point: render and encode both halves of a block of pairs together, the model
     seeing ``encode_batch`` images a call; shape (num_points, D)."""
     n, b, k = f1.shape
-    encode_batch = resolve_encode_batch(represent, encode_batch)
     per_block = max(1, 4096 // (2 * b))  # points per block: the z's of a block are held at once
     out = []
     for s in range(0, n, per_block):
