@@ -121,11 +121,7 @@ def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dic
 
     rng = np.random.default_rng([eval_seed, 2])
     x = data.sample_observations(8, rng)
-    if hasattr(model, "sample_latents"):  # InfoGAN: its own latent layout
-        z = model.sample_latents(64)[0].cpu().numpy()
-    else:
-        z = rng.standard_normal((64, rep["means"].shape[1])).astype(np.float32)
-    samples = model.decode(z)
+    samples = model.decode(model.sample_prior(64, rng))
     pics = {"traversals": traversals(model, x), "reconstructions": reconstructions(model, x),
             "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:])), "kl": kl_bars(rep["kl"])}
     if rep["factors"].shape[1]:

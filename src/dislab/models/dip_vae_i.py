@@ -11,11 +11,13 @@ from dislab.objectives.covariance import diag_off_diag_penalty, dip_covariance
 
 
 class DIPVAEI(VAE):
+    kind, lambda_d_factor = "i", 10.0  # DIP-VAE-II (dip_vae_ii.py) changes these two only
+
     def __init__(self, lambda_od: float = 10.0, lambda_d: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.lambda_od = float(lambda_od)
-        self.lambda_d = 10.0 * self.lambda_od if lambda_d is None else float(lambda_d)
+        self.lambda_d = self.lambda_d_factor * self.lambda_od if lambda_d is None else float(lambda_d)
 
     def regularizer(self, kl, mu, logvar, z):
-        dip = diag_off_diag_penalty(dip_covariance(mu, logvar, "i"), self.lambda_od, self.lambda_d)
+        dip = diag_off_diag_penalty(dip_covariance(mu, logvar, self.kind), self.lambda_od, self.lambda_d)
         return kl + dip, {"dip": dip}

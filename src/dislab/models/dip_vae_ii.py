@@ -6,16 +6,8 @@ lambda_od (the paper's setting). Checked against disentanglement_lib
 ``methods/unsupervised/vae.py::DIPVAE`` (dip_type "ii", lambda_d_factor 1).
 """
 
-from dislab.models.vae import VAE
-from dislab.objectives.covariance import diag_off_diag_penalty, dip_covariance
+from dislab.models.dip_vae_i import DIPVAEI
 
 
-class DIPVAEII(VAE):
-    def __init__(self, lambda_od: float = 10.0, lambda_d: float | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.lambda_od = float(lambda_od)
-        self.lambda_d = self.lambda_od if lambda_d is None else float(lambda_d)
-
-    def regularizer(self, kl, mu, logvar, z):
-        dip = diag_off_diag_penalty(dip_covariance(mu, logvar, "ii"), self.lambda_od, self.lambda_d)
-        return kl + dip, {"dip": dip}
+class DIPVAEII(DIPVAEI):
+    kind, lambda_d_factor = "ii", 1.0

@@ -95,6 +95,10 @@ class InfoGAN(VAE):
         cat = F.one_hot(idx, self.cat_dim).flatten(1).float()
         return torch.cat([cat, cont, torch.randn(b, self.n_noise, device=self.device)], 1), idx, cont
 
+    def sample_prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Codes and noise in decode's layout (from torch's generator, as in training; ``rng`` unused)."""
+        return self.sample_latents(n)[0].cpu().numpy()
+
     def discriminate(self, x):
         """(D's logit (B,), Q's outputs (B, n_code): categorical logits then continuous means)."""
         h = self.body(x)

@@ -86,6 +86,10 @@ class VAE(pl.LightningModule):
         """The representation scored by metrics: the posterior mean, shape (n, z_dim)."""
         return self._infer(lambda t: self.net.encode(t)[0], x).cpu().numpy()
 
+    def sample_prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` codes from the prior p(z) = N(0, I), for ``decode`` (pictures of samples)."""
+        return rng.standard_normal((n, self.net.z_dim)).astype(np.float32)
+
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Mean image sigmoid(logits) for latent codes, shape (n, C, H, W)."""
         return self._infer(lambda t: torch.sigmoid(self.net.decode(t)), z).cpu().numpy()
