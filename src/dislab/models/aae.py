@@ -20,22 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dislab.models.vae import VAE
-from dislab.objectives.adversarial import autoencoder_then_discriminator_step
+from dislab.objectives.adversarial import CodeDiscriminatorVAE
 
 
-class AAE(VAE):
+class AAE(CodeDiscriminatorVAE):
     stochastic = False
 
     def __init__(self, lam: float = 1.0, disc_hidden: int = 1000, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9),
                  **kwargs):
-        super().__init__(**kwargs)
-        self.automatic_optimization = False
-        self.lam, self.disc_lr, self.disc_betas = float(lam), float(disc_lr), tuple(disc_betas)
+        super().__init__(disc_lr=disc_lr, disc_betas=disc_betas, **kwargs)
+        self.lam = float(lam)
         h = disc_hidden
         self.discriminator = nn.Sequential(nn.Linear(self.net.z_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
                                            nn.Linear(h, 1))
-        self._codes = None
 
     def regularizer(self, kl, mu, logvar, z):
         self._codes = z.detach()
@@ -49,10 +46,3 @@ class AAE(VAE):
         real, fake = self.discriminator(torch.randn_like(z)), self.discriminator(z)
         return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-
-    def training_step(self, batch, batch_idx):
-        autoencoder_then_discriminator_step(self, batch)
-
-    def configure_optimizers(self):
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)
-        return [self.optimizer_factory(self.net.parameters()), opt_d]

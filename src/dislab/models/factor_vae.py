@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dislab.models.vae import VAE
-from dislab.objectives.adversarial import autoencoder_then_discriminator_step, density_ratio_tc, permute_dims
+from dislab.objectives.adversarial import CodeDiscriminatorVAE, density_ratio_tc, permute_dims
 
 
 def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequential:
@@ -30,13 +29,11 @@ def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequent
     return nn.Sequential(*mods, nn.Linear(width, 2))
 
 
-class FactorVAE(VAE):
+class FactorVAE(CodeDiscriminatorVAE):
     def __init__(self, gamma: float = 10.0, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9), **kwargs):
-        super().__init__(**kwargs)
-        self.automatic_optimization = False
-        self.gamma, self.disc_lr, self.disc_betas = float(gamma), float(disc_lr), tuple(disc_betas)
+        super().__init__(disc_lr=disc_lr, disc_betas=disc_betas, **kwargs)
+        self.gamma = float(gamma)
         self.discriminator = discriminator(self.net.z_dim)
-        self._codes = None
 
     def regularizer(self, kl, mu, logvar, z):
         self._codes = z.detach()
@@ -49,10 +46,3 @@ class FactorVAE(VAE):
         logits = self.discriminator(torch.cat([z, permute_dims(z)]))
         target = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)
         return F.cross_entropy(logits, target)  # = 0.5 (CE on q(z) + CE on q-bar(z)), equal halves
-
-    def training_step(self, batch, batch_idx):
-        autoencoder_then_discriminator_step(self, batch)
-
-    def configure_optimizers(self):
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)
-        return [self.optimizer_factory(self.net.parameters()), opt_d]
