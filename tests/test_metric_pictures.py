@@ -8,9 +8,11 @@ import numpy as np
 from PIL import Image
 
 from dislab.data.toy import Toy
+from dislab.io import to_png
 from dislab.metrics._sampling import discrete_entropy
 from dislab.metrics.mig import mutual_info_matrix
-from dislab.viz.metric_pictures import kl_bars, mutual_info_heatmap, to_png
+from dislab.viz.metric_pictures import kl_bars, mutual_info_heatmap
+from dislab.viz.pictures import traversal_images
 from dislab.viz.traversal_gif import traversal_frames, traversal_gif
 
 
@@ -47,8 +49,9 @@ class LinearModel:
 
 def test_traversal_gif_plays_there_and_back():
     model, x = LinearModel(), np.zeros((2, 1, 16, 16), np.float32)
-    frames = traversal_frames(model, x, steps=5, per_row=2)
+    images = traversal_images(model, x, steps=5)
+    frames = traversal_frames(images, per_row=2)
     assert frames.shape[0] == 5 and frames.dtype == np.uint8
     assert not np.array_equal(frames[0], frames[-1])
-    gif = Image.open(io.BytesIO(traversal_gif(model, x, steps=5, per_row=2)))
+    gif = Image.open(io.BytesIO(traversal_gif(images, per_row=2)))
     assert gif.format == "GIF" and gif.n_frames == 8 and gif.info.get("loop") == 0

@@ -42,10 +42,16 @@ def write_npz(path, **arrays) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-def write_png(path, image) -> Path:
-    """``image``: uint8 array (H, W) or (H, W, 3)."""
+def to_png(image) -> bytes:
+    """PNG bytes of a uint8 (H, W) or (H, W, 3) array."""
+    import numpy as np
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return write_bytes(path, buf.getvalue())
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(path, image) -> Path:
+    """``image``: uint8 array (H, W) or (H, W, 3)."""
+    return write_bytes(path, to_png(image))

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dislab import io
 from dislab.evaluate import metric_settings, representation
-from dislab.viz.pictures import reconstructions, traversals
+from dislab.viz.pictures import reconstructions, traversal_images
 
 log = logging.getLogger("dislab")
 PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
@@ -122,14 +122,15 @@ def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dic
     rng = np.random.default_rng([eval_seed, 2])
     x = data.sample_observations(8, rng)
     samples = model.decode(model.sample_prior(64, rng))
-    pics = {"traversals": traversals(model, x), "reconstructions": reconstructions(model, x),
+    trav = traversal_images(model, x)  # decoded once for the PNG and the GIF
+    pics = {"traversals": image_grid(trav), "reconstructions": reconstructions(model, x),
             "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:])), "kl": kl_bars(rep["kl"])}
     if rep["factors"].shape[1]:
         pics["mi_heatmap"] = mutual_info_heatmap(mutual_info_matrix(rep["means"], rep["factors"]), data.factor_names,
                                                  factor_entropy=discrete_entropy(rep["factors"]))
     for name, img in pics.items():
         io.write_png(run_dir / "pictures" / f"{name}.png", img)
-    io.write_bytes(run_dir / "pictures" / "traversals.gif", traversal_gif(model, x))
+    io.write_bytes(run_dir / "pictures" / "traversals.gif", traversal_gif(trav))
     return pics
 
 

@@ -1,9 +1,8 @@
 """Metric pictures: the factor x latent mutual-information heat map that MIG is computed from, and
-per-latent KL bars. Arrays in, uint8 RGB arrays out (``to_png`` turns one into PNG bytes)."""
+per-latent KL bars. Arrays in, uint8 RGB arrays out (``dislab.io.to_png`` turns one into PNG bytes)."""
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import numpy as np
@@ -16,15 +15,6 @@ def _figure_to_array(fig) -> np.ndarray:
 
     plt.close(fig)
     return img
-
-
-def to_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 (H, W) or (H, W, 3) array."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def mutual_info_heatmap(mi: np.ndarray, factor_names: Sequence[str] | None = None, *,
