@@ -11,6 +11,13 @@ from pathlib import Path
 import numpy as np
 
 
+def read_npy_header(fp) -> tuple:
+    """(shape, fortran_order, dtype) of the .npy stream ``fp``, left positioned at the data."""
+    version = np.lib.format.read_magic(fp)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(fp)
+
+
 def existing(path, what: str, *, directory: bool = False, key: str = "path") -> Path:
     """``path`` as a Path, or a one-line FileNotFoundError naming it and what it should be."""
     if path is None or str(path) == "":
@@ -90,10 +97,7 @@ def npz_member(path: Path, name: str, *, max_bytes: int, what: str) -> np.ndarra
             raise ValueError(f"{what}: {path} has no array '{name}' (it holds: {have})")
         try:
             with zf.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read(f)
+                shape, fortran, dtype = read_npy_header(f)
                 header_len = f.tell()
         except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
             raise ValueError(f"{what}: {path}: array '{name}' has an unreadable header ({e})") from None

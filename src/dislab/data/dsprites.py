@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 
-from dislab.data._files import existing
+from dislab.data._files import existing, read_npy_header
 from dislab.data.ground_truth import GroundTruthData
 
 _CENTRE0, _SPAN = 15.5, 32.0  # sprite centre in pixels: _CENTRE0 + _SPAN * pos
@@ -205,9 +205,7 @@ def _check_grid(path: str, classes: np.ndarray, values: np.ndarray) -> tuple[int
 def _read_packed(path: str, fp, n: int) -> np.ndarray:
     """Stream ``imgs`` (n, 64, 64) uint8 0/1 from an open .npy member into packed bits (n, 512)."""
     try:
-        version = np.lib.format.read_magic(fp)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(fp)
+        shape, fortran, dtype = read_npy_header(fp)
     except ValueError as err:
         raise ValueError(f"{path}: imgs has an unreadable .npy header ({_first_line(err)})") from None
     if shape != (n, 64, 64) or dtype != np.uint8 or fortran:

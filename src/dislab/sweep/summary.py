@@ -73,11 +73,16 @@ def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, lis
     return per_run, records
 
 
+def _relative(path, sweep_dir: Path) -> str:
+    path = Path(path)
+    return str(path.relative_to(sweep_dir)) if path.is_relative_to(sweep_dir) else str(path)
+
+
 def rows(runs: list[Run], sweep_dir: Path, udr: dict) -> list[dict]:
     metric_keys = order_metrics({k for r in runs for k in r.metrics})
     out = []
     for r in runs:
-        row = {"job": str(r.dir.relative_to(sweep_dir)) if r.dir.is_relative_to(sweep_dir) else str(r.dir),
+        row = {"job": _relative(r.dir, sweep_dir),
                "status": r.status, "seed": r.seed, "cell": " ".join(cell_of(r.overrides)),
                "overrides": " ".join(r.overrides)}
         row.update({k: r.metrics.get(k) for k in metric_keys})
@@ -132,13 +137,11 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
     per_run, cells = compute_udr(runs, **(udr_kwargs or {}))
     table = rows(runs, sweep_dir, per_run)
     atomic.write_text(sweep_dir / "sweep_summary.csv", to_csv(table))
-    def rel(p) -> str:
-        return str(Path(p).relative_to(sweep_dir)) if Path(p).is_relative_to(sweep_dir) else str(p)
-
     for c in cells:
-        c["runs"] = [rel(p) for p in c["runs"]]
-    atomic.write_json(sweep_dir / "udr.json", {"variants": list(VARIANTS), "settings": udr_kwargs or {},
-                                               "cells": cells, "runs": {rel(k): v for k, v in per_run.items()}})
+        c["runs"] = [_relative(p, sweep_dir) for p in c["runs"]]
+    atomic.write_json(sweep_dir / "udr.json", {
+        "variants": list(VARIANTS), "settings": udr_kwargs or {}, "cells": cells,
+        "runs": {_relative(k, sweep_dir): v for k, v in per_run.items()}})
     metric_keys = sorted({k for r in runs for k in r.metrics})
     failed = [r for r in runs if r.status != "done"]
     counts = {s: sum(r.status == s for r in runs) for s in ("done", "failed", "incomplete")}
