@@ -151,8 +151,8 @@ def _render(keys: np.ndarray, size: int, ss: int) -> np.ndarray:
     return w.reshape(len(keys), 3, size * size).astype(np.float32)
 
 
-def _hue_rgb(values) -> np.ndarray:
-    return np.array([colorsys.hsv_to_rgb(h, SATURATION, 1.0) for h in values], dtype=np.float32)
+# (10, 3): the ten hues of floor, wall and object
+HUE_RGB = np.array([colorsys.hsv_to_rgb(h, SATURATION, 1.0) for h in VALUES[0]], dtype=np.float32)
 
 
 class _Chunked:
@@ -280,8 +280,7 @@ class Shapes3D(GroundTruthData):
         for s in range(0, len(todo), 16):
             table[todo[s:s + 16]] = _render(todo[s:s + 16], 64, self.supersample)
             done[todo[s:s + 16]] = True
-        rgb = _hue_rgb(VALUES[0])  # (10, 3)
-        colours = np.stack([rgb[factors[:, p]] for p in range(3)], -1)  # (n, 3 rgb, 3 parts)
+        colours = np.stack([HUE_RGB[factors[:, p]] for p in range(3)], -1)  # (n, 3 rgb, 3 parts)
         out = np.matmul(colours, table[g])  # (n, 3, 4096)
         return np.clip(out, 0, 1).reshape(len(factors), 3, 64, 64)
 
