@@ -96,22 +96,18 @@ def make_encoder(kind: str, data):
 
 
 def suite_settings(suite: str, scale: float = 1.0) -> dict[str, tuple[str, dict]]:
-    """{metric: (target, knobs)} from conf/metrics/<suite>.yaml, sample sizes multiplied by ``scale``."""
-    import inspect
-
+    """{metric: (target, knobs)} from conf/metrics/<suite>.yaml (``evaluate.metric_settings``: the
+    function's defaults updated by the config), sample sizes multiplied by ``scale``."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import get_method
+    from hydra.utils import instantiate
+
+    from dislab.evaluate import metric_settings
 
     with initialize_config_dir(config_dir=str(ROOT / "conf" / "metrics"), version_base="1.3"):
         cfg = compose(suite)
     out = {}
-    for name, node in cfg.items():
-        node = dict(node)
-        target = node.pop("_target_")
-        node.pop("_partial_", None)
-        params = inspect.signature(get_method(target)).parameters
-        knobs = {k: p.default for k, p in params.items() if p.kind is p.KEYWORD_ONLY}
-        knobs.update(node)
+    for name, knobs in metric_settings(instantiate(cfg)).items():
+        target = knobs.pop("function")
         for k in SIZE_KNOBS:
             if knobs.get(k) is not None:
                 knobs[k] = max(2, int(knobs[k] * scale))
@@ -120,20 +116,23 @@ def suite_settings(suite: str, scale: float = 1.0) -> dict[str, tuple[str, dict]
 
 
 def time_dislab(data, settings: dict, encoder: str = "linear", eval_seed: int = 0) -> tuple[dict, dict]:
-    import inspect
+    """Each metric alone through ``evaluate.compute_metrics``, as a run scores it."""
+    from functools import partial
+    from types import SimpleNamespace
 
     from hydra.utils import get_method
 
+    from dislab.evaluate import compute_metrics
     from dislab.metrics import _sampling
 
     _sampling._CACHE.clear()
     represent, encode = make_encoder(encoder, data)
+    model = SimpleNamespace(represent=represent, encode=encode)
     times, values = {}, {}
     for name, (target, knobs) in settings.items():
-        fn = get_method(target)
-        arg = encode if list(inspect.signature(fn).parameters)[1] == "encode" else represent
+        fn = partial(get_method(target), **knobs)
         t = time.perf_counter()
-        values.update(fn(data, arg, np.random.default_rng(eval_seed), **knobs))
+        values.update(compute_metrics({name: fn}, data, model, eval_seed))
         times[name] = time.perf_counter() - t
     return times, values
 
