@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH) || echo "note: $(TORCH) not available here; pip will choose torch"
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -c "from dislab.metrics._gbt import warm_up; warm_up()"  # compile DCI's trees once (numba caches them)
 	touch $@
 
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results

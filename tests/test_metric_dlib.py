@@ -74,18 +74,9 @@ n, nt = len(x), len(xt)
 both = lambda: Replay(np.concatenate([x, xt]), np.concatenate([y, yt]))
 rs = np.random.RandomState(0)
 d = both(); out["mig"] = mig.compute_mig(d, d.represent, rs, num_train=n)["discrete_mig"]
-if "unseeded" in sys.argv:
-  d = both(); r = dci.compute_dci(d, d.represent, rs, num_train=n, num_test=nt)
-  out.update({"dci_unseeded_disentanglement": r["disentanglement"], "dci_unseeded_completeness": r["completeness"],
-            "dci_unseeded_informativeness": r["informativeness_test"]})
-# disentanglement_lib leaves its boosted trees unseeded (tie-breaks between equally good splits are
-# random); seeded as dislab seeds them (factor k gets random_state 0 + k) the two must agree exactly
-from sklearn import ensemble
-seeds = iter(range(100))
-real = ensemble.GradientBoostingClassifier
-dci.ensemble = types.SimpleNamespace(GradientBoostingClassifier=lambda: real(random_state=next(seeds)))
+# disentanglement_lib leaves its boosted trees unseeded, and dislab fits its own (metrics/_gbt.py, the
+# same model): both break ties between equally good splits at random, so DCI agrees to ~1e-2, not 1e-9
 d = both(); r = dci.compute_dci(d, d.represent, rs, num_train=n, num_test=nt)
-dci.ensemble = ensemble
 out.update({"dci_disentanglement": r["disentanglement"], "dci_completeness": r["completeness"],
             "dci_informativeness": r["informativeness_test"], "dci_informativeness_train": r["informativeness_train"]})
 d = both(); out["sap"] = sap_score.compute_sap(d, d.represent, rs, num_train=n, num_test=nt,
@@ -196,15 +187,13 @@ def dislab_values(a: dict, n_jobs: int = 2) -> dict:
     out.update({k: fv[k] for k in ("factor_vae_score", "factor_vae_train_accuracy")})
     u = udr_on_codes(list(a["udr_means"]), list(a["udr_kl"]))
     out.update({"udr_lasso": u["udr_lasso"].tolist(), "udr_spearman": u["udr_spearman"].tolist()})
-    out.update({f"dci_unseeded_{k[4:]}": out[k]
-                for k in ("dci_disentanglement", "dci_completeness", "dci_informativeness")})
     return out
 
 
-def reference_values(a: dict, tmp: Path, unseeded: bool = False) -> dict:
+def reference_values(a: dict, tmp: Path) -> dict:
     np.savez(tmp / "shared.npz", **a)
     args = [DLIB_PYTHON, "-c", WORKER, str(tmp / "shared.npz"), str(tmp / "ref.json"),
-            DLIB_UDR if Path(DLIB_UDR).exists() else "-", *(["unseeded"] if unseeded else [])]
+            DLIB_UDR if Path(DLIB_UDR).exists() else "-"]
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp / "ref.json").read_text())
@@ -215,8 +204,9 @@ def test_equal_to_disentanglement_lib_on_shared_samples(tmp_path):
     a = shared_arrays()
     ref, ours = reference_values(a, tmp_path), dislab_values(a)
     for key, want in ref.items():
-        # unseeded, disentanglement_lib's boosted trees break ties between equal splits at random
-        tol = 1e-2 if key.startswith("dci_unseeded") else 1e-9
+        # boosted trees on both sides break ties between equal splits at random (see WORKER): over ten
+        # seeds dislab's DCI here spans 0.005 (disentanglement) and 0.014 (informativeness, 200 test points)
+        tol = 0.03 if key.startswith("dci_") else 1e-9
         assert np.allclose(ours[key], want, rtol=0, atol=tol), (key, ours[key], want)
 
 
@@ -227,7 +217,7 @@ if __name__ == "__main__":
         sys.exit(f"no disentanglement_lib at {DLIB_PYTHON}")
     a = shared_arrays()
     with tempfile.TemporaryDirectory() as t:
-        ref = reference_values(a, Path(t), unseeded=True)
+        ref = reference_values(a, Path(t))
     ours = dislab_values(a)
     print(f"{'key':40s} {'disentanglement_lib':>22s} {'dislab':>22s}")
     for key, want in ref.items():
