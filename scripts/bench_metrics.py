@@ -1,19 +1,20 @@
 """Time a metric suite on a fixed representation, and disentanglement_lib on the same input.
 
     python scripts/bench_metrics.py [--dataset toy|dsprites] [--suite default|fast|all]
-                                    [--dlib PYTHON] [--scale S]
+                                    [--dlib PYTHON] [--scale S] [--encoder linear|conv64] [--rounds R]
 
 The representation is a fixed random linear encoder (pixels @ W, 10 latents, W seeded), so the
 timings are the metrics' own cost plus rendering, or with ``--encoder conv64`` disentanglement_lib's
 conv encoder, randomly initialised with a fixed seed (about 1 ms per image on a CPU), where batching
 the model calls matters. Each metric is timed alone, in the suite's order, as ``compute_metrics``
 runs them (DCI, SAP, modularity and the unsupervised scores share one encoding, so the first of them
-pays for it; DCI's time includes loading its compiled trees from numba's disk cache, which a
-subprocess fills first where it is empty). ``--scale`` multiplies every sample size (0.1 for a
-quick look). With ``--dlib`` (a Python that can import disentanglement_lib, see
-tests/test_metric_dlib.py) the same suite runs through disentanglement_lib's own functions with the
-study's gin settings, on the same data set and encoder (its own random draws), and the ratio of its
-time to dislab's is reported. ``bench()`` returns the numbers as a flat dict for ``make bench``.
+pays for it; DCI's time includes loading its compiled trees from numba's disk cache, measured once,
+as every process pays it once; a subprocess fills the cache first where it is empty). ``--scale``
+multiplies every sample size (0.1 for a quick look). With ``--dlib`` (a Python that can import
+disentanglement_lib, see tests/test_metric_dlib.py) the same suite runs through
+disentanglement_lib's own functions with the study's gin settings, on the same data set and encoder
+(its own random draws), and the ratio of its time to dislab's is reported; ``--rounds`` takes turns
+and reports medians. ``bench()`` returns the numbers as a flat dict for ``make bench``.
 """
 
 from __future__ import annotations
@@ -127,8 +128,6 @@ def time_dislab(data, settings: dict, encoder: str = "linear", eval_seed: int = 
     from dislab.metrics import _sampling
 
     _sampling._CACHE.clear()
-    if "dci" in settings:  # numba compiles DCI's trees once per install; this process times loading them
-        subprocess.run([sys.executable, "-c", "from dislab.metrics._gbt import warm_up; warm_up()"], check=True)
     represent, encode = make_encoder(encoder, data)
     model = SimpleNamespace(represent=represent, encode=encode)
     times, values = {}, {}
@@ -229,26 +228,51 @@ def _worker(spec_path: str, out_path: str):
     Path(out_path).write_text(json.dumps({"times": times, "values": values}))
 
 
+def kernel_load_s() -> float:
+    """Seconds a fresh process spends loading DCI's compiled trees (numba's disk cache, filled first by
+    a subprocess where it is empty): every run that scores DCI pays it once."""
+    subprocess.run([sys.executable, "-c", "from dislab.metrics._gbt import warm_up; warm_up()"], check=True)
+    from dislab.metrics._gbt import warm_up
+
+    t = time.perf_counter()
+    warm_up()
+    return time.perf_counter() - t
+
+
 def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None = None, scale: float = 1.0,
-          encoder: str = "linear", verbose: bool = True) -> dict[str, float]:
+          encoder: str = "linear", rounds: int = 1, verbose: bool = True) -> dict[str, float]:
     """Flat results: ``metrics/<name>_s`` per metric, ``metrics/total_s`` and, with ``dlib_python``,
-    ``metrics/dlib_<name>_s``, ``metrics/dlib_total_s`` and ``metrics/dlib_over_dislab`` (time ratio)."""
+    ``metrics/dlib_<name>_s``, ``metrics/dlib_total_s`` and ``metrics/dlib_over_dislab`` (time ratio).
+    With ``rounds`` > 1 the two sides take turns and each figure is the median over the rounds (the
+    ratio: the median of the rounds' ratios), as shared machines swing from one minute to the next."""
     data = make_data(dataset)
     settings = suite_settings(suite, scale)
-    times, values = time_dislab(data, settings, encoder)
-    total = sum(times.values())
+    load = kernel_load_s() if "dci" in settings else 0.0
+    runs, refs = [], []
+    for _ in range(rounds):
+        times, values = time_dislab(data, settings, encoder)
+        if "dci" in times:
+            times["dci"] += load
+        runs.append(times)
+        if dlib_python:
+            ref, ref_values = time_dlib(dlib_python, dataset, settings, encoder)
+            refs.append(ref)
+    times = {n: float(np.median([r[n] for r in runs])) for n in runs[0]}
+    total = float(np.median([sum(r.values()) for r in runs]))
     out = {f"metrics/{n}_s": t for n, t in times.items()}
     out["metrics/total_s"] = total
     ref = None
     if dlib_python:
-        ref, ref_values = time_dlib(dlib_python, dataset, settings, encoder)
-        out.update({f"metrics/dlib_{n}_s": t for n, t in ref.items()})
+        ref = {n: float(np.median([r[n] for r in refs])) for n in refs[0]}
         same = [n for n in ref if n in times]
-        out["metrics/dlib_total_s"] = sum(ref[n] for n in same)
-        out["metrics/dlib_over_dislab"] = out["metrics/dlib_total_s"] / sum(times[n] for n in same)
+        ratios = [sum(r[n] for n in same) / sum(d[n] for n in same) for r, d in zip(refs, runs, strict=True)]
+        out.update({f"metrics/dlib_{n}_s": t for n, t in ref.items()})
+        out["metrics/dlib_total_s"] = float(np.median([sum(r[n] for n in same) for r in refs]))
+        out["metrics/dlib_over_dislab"] = float(np.median(ratios))
     if verbose:
         print(f"metric suite '{suite}' on {dataset} ({type(data).__name__}, {len(data)} grid points), "
-              f"fixed random {encoder} encoder, sample sizes x{scale:g}")
+              f"fixed random {encoder} encoder, sample sizes x{scale:g}"
+              + (f", median of {rounds} rounds" if rounds > 1 else ""))
         head = f"{'metric':18s} {'dislab s':>9s} {'share':>6s}"
         print(head + (f" {'dlib s':>9s} {'dlib/dislab':>11s}" if ref else ""))
         for n, t in times.items():
@@ -258,6 +282,10 @@ def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None 
             print(row)
         print(f"{'total':18s} {total:9.2f} {1:6.1%}" + (
             f" {out['metrics/dlib_total_s']:9.2f} {out['metrics/dlib_over_dislab']:11.1f}x" if ref else ""))
+        if "dci" in times:
+            print(f"(dci includes {load:.2f} s loading its compiled trees, once per process)")
+        if ref and rounds > 1:
+            print("dlib/dislab by round:", ", ".join(f"{r:.1f}" for r in ratios))
         print("values:", {k: round(v, 4) for k, v in values.items()})
         if ref:
             print("disentanglement_lib values:", {k: round(v, 4) for k, v in ref_values.items()})
@@ -271,11 +299,12 @@ def main(argv=None):
     p.add_argument("--dlib", default=None, help="a Python that can import disentanglement_lib")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every sample size")
     p.add_argument("--encoder", default="linear", choices=["linear", "conv64"])
+    p.add_argument("--rounds", type=int, default=1, help="take turns this many times; report medians")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         return _worker(*a.worker)
-    return bench(a.dataset, a.suite, a.dlib, a.scale, a.encoder)
+    return bench(a.dataset, a.suite, a.dlib, a.scale, a.encoder, a.rounds)
 
 
 if __name__ == "__main__":

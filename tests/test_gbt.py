@@ -13,16 +13,17 @@ def _labels(x, n_classes, rng):
     return (np.floor(x[:, 0] * 2 + rng.normal(size=len(x))) % n_classes).astype(int)
 
 
+@pytest.mark.parametrize("depth", [1, 2])
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_one_feature_equals_scikit_learn(n_classes):
-    """With one feature and depth 2 no two splits tie, so every tree, leaf value (the Newton step,
+def test_one_feature_equals_scikit_learn(n_classes, depth):
+    """With one feature and depth <= 2 no two splits tie, so every tree, leaf value (the Newton step,
     the (K-1)/K factor for K > 2, one tree a stage for K = 2), starting score and threshold must be
     scikit-learn's: the scores on new points agree to rounding."""
     rng = np.random.default_rng(n_classes)
     x, xt = rng.normal(size=(2000, 1)), rng.normal(size=(500, 1))
     y = _labels(x, n_classes, rng)
-    ours = BoostedTrees(n_estimators=60, max_depth=2).fit(x, y)
-    ref = GradientBoostingClassifier(n_estimators=60, max_depth=2).fit(x, y)
+    ours = BoostedTrees(n_estimators=60, max_depth=depth).fit(x, y)
+    ref = GradientBoostingClassifier(n_estimators=60, max_depth=depth).fit(x, y)
     np.testing.assert_allclose(ours.decision_function(xt), ref.decision_function(xt).reshape(len(xt), -1),
                                rtol=0, atol=1e-9)
     np.testing.assert_array_equal(ours.predict(xt), ref.predict(xt))
@@ -38,6 +39,8 @@ def test_many_features_agree_with_scikit_learn_as_its_own_seeds_do():
     y = (np.floor((x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=3000)) * 2) % 5).astype(int)
     yt = (np.floor((xt[:, 0] + 0.5 * xt[:, 1]) * 2) % 5).astype(int)
     ours = BoostedTrees().fit(x, y)
+    # the fit routes points by their place in each node's sorted segment; prediction by thresholds
+    np.testing.assert_array_equal(ours.train_scores_, ours.decision_function(x))
     refs = [GradientBoostingClassifier(random_state=s).fit(x, y) for s in (0, 1)]
     seed_gap = np.abs(refs[0].feature_importances_ - refs[1].feature_importances_).max()
     gap = np.abs(ours.feature_importances_ - refs[0].feature_importances_).max()
