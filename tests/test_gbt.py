@@ -82,3 +82,8 @@ def test_bad_settings_are_refused():
         BoostedTrees(max_depth=0)
     with pytest.raises(ValueError, match="2 classes"):
         BoostedTrees().fit(np.zeros((4, 2)), [1, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"y \(3,\)"):
+        BoostedTrees().fit(np.zeros((4, 2)), [0, 1, 1])
+    model = BoostedTrees(n_estimators=2).fit(np.arange(8.0).reshape(4, 2), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"must be \(n, 2\)"):
+        model.predict(np.zeros((3, 5)))

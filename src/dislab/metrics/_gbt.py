@@ -338,8 +338,11 @@ class BoostedTrees:
         return np.repeat(init[:, None], n, axis=1)
 
     def fit(self, x, y) -> BoostedTrees:
-        x = np.asarray(x, dtype=np.float32)
-        self.classes_, y = np.unique(np.asarray(y), return_inverse=True)
+        x = np.ascontiguousarray(x, dtype=np.float32)  # the layout the kernels were compiled for
+        y = np.asarray(y)
+        if x.ndim != 2 or y.shape != (len(x),) or not np.isfinite(x).all():
+            raise ValueError(f"x {x.shape} and y {y.shape} must be finite (n, features) and (n,)")
+        self.classes_, y = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 classes to fit, got {len(self.classes_)}")
         self.prior_ = np.bincount(y) / len(y)
@@ -361,7 +364,9 @@ class BoostedTrees:
     def decision_function(self, x) -> np.ndarray:
         """(N, T) scores: one column for two classes (positive: the second), else one a class."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        feats, thrs, vals, _ = self._trees
+        feats, thrs, vals, per_tree = self._trees
+        if x.ndim != 2 or x.shape[1] != per_tree.shape[1]:
+            raise ValueError(f"x {x.shape} must be (n, {per_tree.shape[1]}), as in fit")
         return _scores(x, self._init_scores(len(x)), feats, thrs, vals, self.learning_rate).T
 
     def predict(self, x) -> np.ndarray:
