@@ -11,11 +11,12 @@ paper's Sec. 8.1 (after Breiman et al. 1984), normalised to sum to 1.
 
 This is the model disentanglement_lib's DCI fits (``sklearn.ensemble.GradientBoostingClassifier()``
 at its defaults: log-loss, 100 stages, depth 3, learning rate 0.1, every point and feature, at least
-one point a leaf) with scikit-learn's conventions, so the two give the same importances and
-predictions: features are compared as float32, values closer than 1e-7 count as equal, a split
-lies halfway between neighbouring values, nodes whose residual variance is at most machine epsilon
-are leaves, the initial scores are the log priors centred over the classes, and trees without a
-split do not count in the average. Checked against scikit-learn 1.9 in tests/test_gbt.py.
+one point a leaf) with scikit-learn 1.9's conventions, so the two give the same importances and
+predictions: features are float32, neighbouring values within 1e-7 (in float32 arithmetic) count
+as one value, a split lies halfway between neighbouring values, nodes whose residual variance is at
+most machine epsilon are leaves, and so are nodes whose best split's weighted decrease rounds below
+-epsilon, the initial scores are the log priors centred over the classes, and trees without a split
+do not count in the average. Checked against scikit-learn 1.9 in tests/test_gbt.py.
 
 Where two splits are exactly as good (often: a point extreme in several features can be cut off by
 any of them), both take the first in a random order of the features, drawn afresh at every node;
@@ -32,7 +33,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-FEATURE_THRESHOLD = 1e-7  # values closer than this are one value (scikit-learn's tree)
+# neighbouring values that differ by at most this (in float32 arithmetic, as scikit-learn 1.9's tree)
+# count as one value
+FEATURE_THRESHOLD = np.float32(1e-7)
 EPSILON = float(np.finfo(np.float64).eps)  # a node with at most this residual variance is a leaf
 
 
@@ -87,19 +90,24 @@ def _threshold(m, nodes):
 
 @numba.njit(cache=True, nogil=True)
 def _split(m, nl, sl, sql, feat, thr, size, nodes, imp, cut, importance):
-    """Make node ``m``'s best cut its split: its threshold, the children's sizes, sums and variances from
-    the left child's ``nl`` points, sum ``sl`` and sum of squares ``sql`` (the right's by
+    """Make node ``m``'s best cut its split: its threshold, the children's sizes, sums and variances
+    from the left child's ``nl`` points, sum ``sl`` and sum of squares ``sql`` (the right's by
     difference, as scikit-learn's), and the split's decrease of squared error, credited to its
-    feature. Returns the left child."""
-    f = cut[m, 0]
-    feat[m] = f
-    thr[m] = _threshold(m, nodes)
-    nr = size[m] - nl
+    feature. Returns the left child, or -1 where the weighted decrease comes out below -epsilon (by
+    rounding, in a node whose variance is barely above epsilon): scikit-learn keeps that a leaf."""
+    n_m = size[m]
+    nr = n_m - nl
     sr = nodes[m, _TOT] - sl
     sqr = nodes[m, _SQ] - sql
     il = sql / nl - (sl / nl) ** 2
     ir = sqr / nr - (sr / nr) ** 2
-    importance[f] += size[m] * imp[m] - nl * il - nr * ir
+    if n_m / size[0] * (imp[m] - nr / n_m * ir - nl / n_m * il) + EPSILON < 0.0:
+        feat[m] = -1
+        return -1
+    f = cut[m, 0]
+    feat[m] = f
+    thr[m] = _threshold(m, nodes)
+    importance[f] += n_m * imp[m] - nl * il - nr * ir
     c = 2 * m + 1
     size[c], nodes[c, _TOT], nodes[c, _SQ], imp[c] = nl, sl, sql, il
     size[c + 1], nodes[c + 1, _TOT], nodes[c + 1, _SQ], imp[c + 1] = nr, sr, sqr, ir
@@ -147,10 +155,9 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
             xf, pf = xs0[f], perm0[f]
             s_l = g[pf[0]]
             for p in range(1, n):
-                lo, hi = np.float64(xf[p - 1]), np.float64(xf[p])
-                if hi > lo + FEATURE_THRESHOLD and \
+                if xf[p] > xf[p - 1] + FEATURE_THRESHOLD and \
                         s_l * s_l * inv[p] + (s - s_l) ** 2 * inv[n - p] >= nodes[0, _NEAR]:
-                    _offer(0, f, p, s_l, lo, hi, p, size, nodes, best, cut, rank)
+                    _offer(0, f, p, s_l, xf[p - 1], xf[p], p, size, nodes, best, cut, rank)
                 s_l += g[pf[p]]
     for d in range(depth - 1):
         src_p, src_x = (perm0, xs0) if d == 0 else (bufp[(d - 1) % 2], bufx[(d - 1) % 2])
@@ -171,6 +178,10 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
                 sl += g[pf[p]]
                 sql += g[pf[p]] * g[pf[p]]
             c = _split(m, bp - a, sl, sql, feat, thr, size, nodes, imp, cut, importance)
+            if c < 0:  # a leaf after all
+                for p in range(a, b):
+                    leaf_of[src_p[0, p]] = m
+                continue
             tot_l = sl
             tot_r = 0.0  # the right child's sum afresh, as scikit-learn's node does, for its search
             for p in range(bp, b):
@@ -189,18 +200,18 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
                 j, r = a, bp
                 s_l = 0.0
                 s_r = 0.0
-                prev_l = 0.0
-                prev_r = 0.0
+                prev_l = np.float32(0.0)
+                prev_r = np.float32(0.0)
                 for p in range(a, b):
                     i = src_p[f2, p]
-                    v = np.float64(src_x[f2, p])
+                    v = src_x[f2, p]
                     if side[i]:
                         if open_l and j > a and v > prev_l + FEATURE_THRESHOLD and \
                                 s_l * s_l * inv[j - a] + (tot_l - s_l) ** 2 * inv[nl - j + a] >= nodes[c, _NEAR]:
                             _offer(c, f2, j - a, s_l, prev_l, v, j, size, nodes, best, cut, rank)
                         if keep:
                             dst_p[f2, j] = i
-                            dst_x[f2, j] = src_x[f2, p]
+                            dst_x[f2, j] = v
                         s_l += g[i]
                         prev_l = v
                         j += 1
@@ -210,7 +221,7 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
                             _offer(c + 1, f2, r - bp, s_r, prev_r, v, r, size, nodes, best, cut, rank)
                         if keep:
                             dst_p[f2, r] = i
-                            dst_x[f2, r] = src_x[f2, p]
+                            dst_x[f2, r] = v
                         s_r += g[i]
                         prev_r = v
                         r += 1
@@ -236,9 +247,16 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
             left[m] += 1
         else:
             leaf_of[i] = 2 * m + 2
+    refused = False
     for m in range(first, 2 * first + 1):
-        if feat[m] >= 0:
-            _split(m, left[m], nodes[m, _SL], nodes[m, _SQL], feat, thr, size, nodes, imp, cut, importance)
+        if feat[m] >= 0 and _split(m, left[m], nodes[m, _SL], nodes[m, _SQL], feat, thr, size, nodes, imp, cut,
+                                   importance) < 0:
+            refused = True
+    if refused:  # such a node's points go back up from its would-be children
+        for i in range(n):
+            m = (leaf_of[i] - 1) // 2
+            if leaf_of[i] > 0 and m >= first and feat[m] < 0:
+                leaf_of[i] = m
     for f in range(n_feat):
         importance[f] /= n
 
