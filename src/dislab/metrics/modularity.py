@@ -72,7 +72,7 @@ def explicitness_per_factor(x, y, xt, yt, *, C: float = 1.0, max_iter: int = 100
 
 def modularity_on_codes(codes, factors, test_codes=None, test_factors=None, *, num_bins: int = 20,
                         train_fraction: float = 2 / 3, C: float = 1.0, max_iter: int = 100,
-                        n_jobs: int | None = 1) -> dict[str, float]:
+                        n_jobs: int | None = 2) -> dict[str, float]:
     """Modularity (training rows) and explicitness (train and test rows) on fixed arrays."""
     x, y, xt, yt = check_split(codes, factors, test_codes, test_factors, train_fraction)
     y, yt = keep_varying(y, yt, what="modularity")
@@ -88,7 +88,7 @@ def modularity_on_codes(codes, factors, test_codes=None, test_factors=None, *, n
 
 def modularity(data, represent, rng: np.random.Generator, *, num_train: int = 10_000, num_test: int = 5_000,
                batch_size: int = 16, num_bins: int = 20, C: float = 1.0, max_iter: int = 100,
-               n_jobs: int | None = 1, encode_batch: int | None = None) -> dict[str, float]:
+               n_jobs: int | None = 2, encode_batch: int | None = None) -> dict[str, float]:
     x, y = sample_codes(data, represent, num_train, rng, batch_size, encode_batch)
     xt, yt = sample_codes(data, represent, num_test, rng, batch_size, encode_batch)
     return modularity_on_codes(x, y, xt, yt, num_bins=num_bins, C=C, max_iter=max_iter, n_jobs=n_jobs)

@@ -25,7 +25,7 @@ from dislab.metrics._sampling import check_split, keep_varying, parallel_map, qu
 
 
 def score_matrix(codes, factors, test_codes, test_factors, *, continuous_factors: bool = False, C: float = 0.01,
-                 random_state: int = 0, n_jobs: int | None = 1) -> np.ndarray:
+                 random_state: int = 0, n_jobs: int | None = 2) -> np.ndarray:
     """S (n_latents, n_factors) as described above."""
     d, k = codes.shape[1], factors.shape[1]
     if continuous_factors:
@@ -56,7 +56,7 @@ def top_two_gap(matrix: np.ndarray) -> float:
 
 def sap_on_codes(codes, factors, test_codes=None, test_factors=None, *, continuous_factors: bool = False,
                  C: float = 0.01, train_fraction: float = 2 / 3, random_state: int = 0,
-                 n_jobs: int | None = 1) -> dict[str, float]:
+                 n_jobs: int | None = 2) -> dict[str, float]:
     """SAP on fixed arrays (test arrays as in ``dci_on_codes``; the continuous version uses only the
     training rows)."""
     x, y, xt, yt = check_split(codes, factors, test_codes, test_factors, train_fraction)
@@ -66,7 +66,7 @@ def sap_on_codes(codes, factors, test_codes=None, test_factors=None, *, continuo
 
 
 def sap(data, represent, rng: np.random.Generator, *, num_train: int = 10_000, num_test: int = 5_000,
-        batch_size: int = 16, continuous_factors: bool = False, C: float = 0.01, n_jobs: int | None = 1,
+        batch_size: int = 16, continuous_factors: bool = False, C: float = 0.01, n_jobs: int | None = 2,
         encode_batch: int | None = None) -> dict[str, float]:
     x, y = sample_codes(data, represent, num_train, rng, batch_size, encode_batch)
     xt, yt = sample_codes(data, represent, num_test, rng, batch_size, encode_batch)
