@@ -8,8 +8,8 @@ timings are the metrics' own cost plus rendering, or with ``--encoder conv64`` d
 conv encoder, randomly initialised with a fixed seed (about 1 ms per image on a CPU), where batching
 the model calls matters. Each metric is timed alone, in the suite's order, as ``compute_metrics``
 runs them (DCI, SAP, modularity and the unsupervised scores share one encoding, so the first of them
-pays for it; DCI's time includes loading its compiled trees from numba's disk cache, measured once,
-as every process pays it once; a subprocess fills the cache first where it is empty). ``--scale``
+pays for it). Each side runs in a fresh process each round, so DCI's time includes loading its
+compiled trees from numba's disk cache (a subprocess fills the cache first where it is empty). ``--scale``
 multiplies every sample size (0.1 for a quick look). With ``--dlib`` (a Python that can import
 disentanglement_lib, see tests/test_metric_dlib.py) the same suite runs through
 disentanglement_lib's own functions with the study's gin settings, on the same data set and encoder
@@ -117,18 +117,29 @@ def suite_settings(suite: str, scale: float = 1.0) -> dict[str, tuple[str, dict]
     return out
 
 
-def time_dislab(data, settings: dict, encoder: str = "linear", eval_seed: int = 0) -> tuple[dict, dict]:
-    """Each metric alone through ``evaluate.compute_metrics``, as a run scores it."""
+def time_dislab(dataset: str, suite: str, scale: float, encoder: str = "linear") -> tuple[dict, dict]:
+    """Each metric alone through ``evaluate.compute_metrics``, as a run scores it, in a fresh process
+    (as disentanglement_lib's side runs): what a run pays once per process, such as loading DCI's
+    compiled trees, is counted; the process's start and imports are not."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec.write_text(json.dumps({"dataset": dataset, "suite": suite, "scale": scale, "encoder": encoder}))
+        subprocess.run([sys.executable, __file__, "--dislab-worker", str(spec), str(out)], check=True)
+        res = json.loads(out.read_text())
+    return res["times"], res["values"]
+
+
+def _dislab_worker(spec_path: str, out_path: str, eval_seed: int = 0):
     from functools import partial
     from types import SimpleNamespace
 
     from hydra.utils import get_method
 
     from dislab.evaluate import compute_metrics
-    from dislab.metrics import _sampling
 
-    _sampling._CACHE.clear()
-    represent, encode = make_encoder(encoder, data)
+    spec = json.loads(Path(spec_path).read_text())
+    data, settings = make_data(spec["dataset"]), suite_settings(spec["suite"], spec["scale"])
+    represent, encode = make_encoder(spec["encoder"], data)
     model = SimpleNamespace(represent=represent, encode=encode)
     times, values = {}, {}
     for name, (target, knobs) in settings.items():
@@ -136,7 +147,7 @@ def time_dislab(data, settings: dict, encoder: str = "linear", eval_seed: int = 
         t = time.perf_counter()
         values.update(compute_metrics({name: fn}, data, model, eval_seed))
         times[name] = time.perf_counter() - t
-    return times, values
+    Path(out_path).write_text(json.dumps({"times": times, "values": values}))
 
 
 def time_dlib(python: str, dataset: str, settings: dict, encoder: str = "linear") -> tuple[dict, dict]:
@@ -228,17 +239,6 @@ def _worker(spec_path: str, out_path: str):
     Path(out_path).write_text(json.dumps({"times": times, "values": values}))
 
 
-def kernel_load_s() -> float:
-    """Seconds a fresh process spends loading DCI's compiled trees (numba's disk cache, filled first by
-    a subprocess where it is empty): every run that scores DCI pays it once."""
-    subprocess.run([sys.executable, "-c", "from dislab.metrics._gbt import warm_up; warm_up()"], check=True)
-    from dislab.metrics._gbt import warm_up
-
-    t = time.perf_counter()
-    warm_up()
-    return time.perf_counter() - t
-
-
 def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None = None, scale: float = 1.0,
           encoder: str = "linear", rounds: int = 1, verbose: bool = True) -> dict[str, float]:
     """Flat results: ``metrics/<name>_s`` per metric, ``metrics/total_s`` and, with ``dlib_python``,
@@ -247,12 +247,11 @@ def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None 
     ratio: the median of the rounds' ratios), as shared machines swing from one minute to the next."""
     data = make_data(dataset)
     settings = suite_settings(suite, scale)
-    load = kernel_load_s() if "dci" in settings else 0.0
+    if "dci" in settings:  # numba compiles DCI's trees once per install (make install); not timed
+        subprocess.run([sys.executable, "-c", "from dislab.metrics._gbt import warm_up; warm_up()"], check=True)
     runs, refs = [], []
     for _ in range(rounds):
-        times, values = time_dislab(data, settings, encoder)
-        if "dci" in times:
-            times["dci"] += load
+        times, values = time_dislab(dataset, suite, scale, encoder)
         runs.append(times)
         if dlib_python:
             ref, ref_values = time_dlib(dlib_python, dataset, settings, encoder)
@@ -282,8 +281,6 @@ def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None 
             print(row)
         print(f"{'total':18s} {total:9.2f} {1:6.1%}" + (
             f" {out['metrics/dlib_total_s']:9.2f} {out['metrics/dlib_over_dislab']:11.1f}x" if ref else ""))
-        if "dci" in times:
-            print(f"(dci includes {load:.2f} s loading its compiled trees, once per process)")
         if ref and rounds > 1:
             print("dlib/dislab by round:", ", ".join(f"{r:.1f}" for r in ratios))
         print("values:", {k: round(v, 4) for k, v in values.items()})
@@ -301,9 +298,12 @@ def main(argv=None):
     p.add_argument("--encoder", default="linear", choices=["linear", "conv64"])
     p.add_argument("--rounds", type=int, default=1, help="take turns this many times; report medians")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--dislab-worker", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         return _worker(*a.worker)
+    if a.dislab_worker:
+        return _dislab_worker(*a.dislab_worker)
     return bench(a.dataset, a.suite, a.dlib, a.scale, a.encoder, a.rounds)
 
 
