@@ -92,6 +92,8 @@ def test_nothing_to_split():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="max_depth=0"):
         BoostedTrees(max_depth=0)
+    with pytest.raises(ValueError, match="random_state=-1"):
+        BoostedTrees(random_state=-1)
     with pytest.raises(ValueError, match="2 classes"):
         BoostedTrees().fit(np.zeros((4, 2)), [1, 1, 1, 1])
     with pytest.raises(ValueError, match=r"y \(3,\)"):

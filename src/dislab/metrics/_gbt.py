@@ -343,9 +343,9 @@ class BoostedTrees:
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1, max_depth: int = 3,
                  random_state: int = 0):
-        if n_estimators < 1 or not learning_rate > 0 or not 1 <= max_depth <= 16:
-            raise ValueError(f"n_estimators={n_estimators} (>= 1), learning_rate={learning_rate} (> 0) and "
-                             f"max_depth={max_depth} (1..16) are out of range")
+        if n_estimators < 1 or not learning_rate > 0 or not 1 <= max_depth <= 16 or not 0 <= random_state < 2**32:
+            raise ValueError(f"n_estimators={n_estimators} (>= 1), learning_rate={learning_rate} (> 0), max_depth="
+                             f"{max_depth} (1..16) or random_state={random_state} (0..2**32-1) is out of range")
         self.n_estimators, self.learning_rate, self.max_depth = int(n_estimators), float(learning_rate), int(max_depth)
         self.random_state = int(random_state)
 
