@@ -40,8 +40,8 @@ EPSILON = float(np.finfo(np.float64).eps)  # a node with at most this residual v
 
 
 # the node table's float columns: residual sum and sum of squares, the bar a cut's cheap proxy must
-# reach to be worth its exact proxy, the values either side of the best cut, the left child's sums
-_TOT, _SQ, _NEAR, _LO, _HI, _SL, _SQL = range(7)
+# reach to be worth its exact proxy, the values either side of the best cut
+_TOT, _SQ, _NEAR, _LO, _HI = range(5)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -81,11 +81,9 @@ def _open(m, size, nodes, imp, best, cut, rank):
 
 @numba.njit(cache=True, nogil=True)
 def _threshold(m, nodes):
-    """Halfway between the values either side of node ``m``'s best cut, or the lower one where
-    halfway rounds up to the upper (scikit-learn's threshold)."""
-    lo, hi = nodes[m, _LO], nodes[m, _HI]
-    t = lo / 2.0 + hi / 2.0
-    return lo if t == hi or np.isinf(t) else t
+    """Halfway between the values either side of node ``m``'s best cut (scikit-learn's threshold;
+    for float32 values it is exact in float64, so never rounds onto the upper value)."""
+    return nodes[m, _LO] / 2.0 + nodes[m, _HI] / 2.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -122,18 +120,18 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
     the unnormalised ``importance`` and ``leaf_of`` (each point's leaf).
 
     The root's cut is searched in one scan a feature. Below it, a node's points are a segment of
-    every row of its level's buffer (``work``: two (F, N) buffers of ids and of values, a side and a
-    node a point), still sorted: a level's splits partition them stably into the next buffer, and
+    every row of its level's buffer (``work``: two (F, N) buffers of ids and of values, and a node a
+    point), still sorted: a level's splits partition them stably into the next buffer, and
     the children's cuts are searched in the same pass, so a level costs one pass over the data. The
     last level that splits needs no partition: its points go down by node and threshold. Candidate
     cuts are scored by the proxy times precomputed 1/n (``inv``) first, and exactly (two
     divisions, as scikit-learn) only where that comes near the best."""
-    bufp, bufx, side, node_of = work
+    bufp, bufx, node_of = work
     n_feat, n = xs0.shape
     n_nodes = 2 ** (depth + 1) - 1
-    size = np.zeros(n_nodes, np.int64)
+    size = np.zeros(n_nodes, np.int64)  # 0: not in this tree
     seg = np.zeros(n_nodes, np.int64)  # where each node's segment starts
-    nodes = np.empty((n_nodes, 7))
+    nodes = np.empty((n_nodes, 5))
     imp = np.empty(n_nodes)  # residual variance
     best = np.empty(n_nodes)
     cut = np.empty((n_nodes, 2), np.int64)  # best cut: feature, position of its right part
@@ -164,21 +162,19 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
         dst_p, dst_x = bufp[d % 2], bufx[d % 2]
         keep = d + 2 < depth  # whether the next level partitions these points again
         for m in range(2 ** d - 1, 2 ** (d + 1) - 1):
-            if m > 0 and feat[(m - 1) // 2] < 0:
-                continue  # its parent did not split
-            a, b, f, bp = seg[m], seg[m] + size[m], cut[m, 0], cut[m, 1]
-            if f < 0:  # a leaf
-                for p in range(a, b):
-                    leaf_of[src_p[0, p]] = m
+            if size[m] == 0:
                 continue
-            pf = src_p[f]
-            sl = 0.0
-            sql = 0.0
-            for p in range(a, bp):
-                sl += g[pf[p]]
-                sql += g[pf[p]] * g[pf[p]]
-            c = _split(m, bp - a, sl, sql, feat, thr, size, nodes, imp, cut, importance)
-            if c < 0:  # a leaf after all
+            a, b, f, bp = seg[m], seg[m] + size[m], cut[m, 0], cut[m, 1]
+            c = -1
+            if f >= 0:
+                pf = src_p[f]
+                sl = 0.0
+                sql = 0.0
+                for p in range(a, bp):
+                    sl += g[pf[p]]
+                    sql += g[pf[p]] * g[pf[p]]
+                c = _split(m, bp - a, sl, sql, feat, thr, size, nodes, imp, cut, importance)
+            if c < 0:  # a leaf
                 for p in range(a, b):
                     leaf_of[src_p[0, p]] = m
                 continue
@@ -192,7 +188,6 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
             open_l = _open(c, size, nodes, imp, best, cut, rank)
             open_r = _open(c + 1, size, nodes, imp, best, cut, rank)
             for p in range(a, b):
-                side[pf[p]] = p < bp
                 node_of[pf[p]] = c if p < bp else c + 1
             # partition every feature's sorted points, searching the children; the left and right
             # branches are one body twice (state in per-side arrays measured 24 % slower)
@@ -205,7 +200,7 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
                 for p in range(a, b):
                     i = src_p[f2, p]
                     v = src_x[f2, p]
-                    if side[i]:
+                    if node_of[i] == c:
                         if open_l and j > a and v > prev_l + FEATURE_THRESHOLD and \
                                 s_l * s_l * inv[j - a] + (tot_l - s_l) ** 2 * inv[nl - j + a] >= nodes[c, _NEAR]:
                             _offer(c, f2, j - a, s_l, prev_l, v, j, size, nodes, best, cut, rank)
@@ -227,13 +222,12 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
                         r += 1
     first = 2 ** (depth - 1) - 1  # the last level that splits
     for m in range(first, 2 * first + 1):
-        nodes[m, _SL] = 0.0
-        nodes[m, _SQL] = 0.0
-        size[m] = size[m] if m == 0 or feat[(m - 1) // 2] >= 0 else 0
         if size[m] > 0 and cut[m, 0] >= 0:
             feat[m] = cut[m, 0]
             thr[m] = _threshold(m, nodes)
-    left = np.zeros(n_nodes, np.int64)
+    left = np.zeros(n_nodes, np.int64)  # each node's left child: points, residual sum, sum of squares
+    left_s = np.zeros(n_nodes)
+    left_sq = np.zeros(n_nodes)
     for i in range(n):
         m = node_of[i]
         if m < first:
@@ -242,14 +236,14 @@ def _grow(x, xs0, perm0, g, depth, feat, thr, importance, leaf_of, work, inv):
             leaf_of[i] = m
         elif np.float64(x[i, feat[m]]) <= thr[m]:
             leaf_of[i] = 2 * m + 1
-            nodes[m, _SL] += g[i]
-            nodes[m, _SQL] += g[i] * g[i]
             left[m] += 1
+            left_s[m] += g[i]
+            left_sq[m] += g[i] * g[i]
         else:
             leaf_of[i] = 2 * m + 2
     refused = False
     for m in range(first, 2 * first + 1):
-        if feat[m] >= 0 and _split(m, left[m], nodes[m, _SL], nodes[m, _SQL], feat, thr, size, nodes, imp, cut,
+        if feat[m] >= 0 and _split(m, left[m], left_s[m], left_sq[m], feat, thr, size, nodes, imp, cut,
                                    importance) < 0:
             refused = True
     if refused:  # such a node's points go back up from its would-be children
@@ -273,8 +267,7 @@ def _boost(x, xs0, perm0, y, n_classes, raw, n_stages, learning_rate, depth, see
     thrs = np.zeros((n_stages, n_trees, n_nodes))
     vals = np.zeros((n_stages, n_trees, n_nodes))
     importances = np.zeros((n_stages * n_trees, n_feat))
-    work = (np.empty((2, n_feat, n), perm0.dtype), np.empty((2, n_feat, n), xs0.dtype), np.empty(n, np.bool_),
-            np.empty(n, np.int64))
+    work = (np.empty((2, n_feat, n), perm0.dtype), np.empty((2, n_feat, n), xs0.dtype), np.empty(n, np.int64))
     leaf_of = np.empty(n, np.int64)
     num = np.empty(n_nodes)
     den = np.empty(n_nodes)
