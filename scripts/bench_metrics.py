@@ -117,16 +117,12 @@ def suite_settings(suite: str, scale: float = 1.0) -> dict[str, tuple[str, dict]
     return out
 
 
-def time_dislab(dataset: str, suite: str, scale: float, encoder: str = "linear") -> tuple[dict, dict]:
+def time_dislab(dataset: str, settings: dict, encoder: str = "linear") -> tuple[dict, dict]:
     """Each metric alone through ``evaluate.compute_metrics``, as a run scores it, in a fresh process
     (as disentanglement_lib's side runs): what a run pays once per process, such as loading DCI's
     compiled trees, is counted; the process's start and imports are not."""
-    with tempfile.TemporaryDirectory() as tmp:
-        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"dataset": dataset, "suite": suite, "scale": scale, "encoder": encoder}))
-        subprocess.run([sys.executable, __file__, "--dislab-worker", str(spec), str(out)], check=True)
-        res = json.loads(out.read_text())
-    return res["times"], res["values"]
+    return _in_subprocess(sys.executable, "--dislab-worker", {"dataset": dataset, "encoder": encoder,
+                                                              "settings": settings})
 
 
 def _dislab_worker(spec_path: str, out_path: str, eval_seed: int = 0):
@@ -138,11 +134,11 @@ def _dislab_worker(spec_path: str, out_path: str, eval_seed: int = 0):
     from dislab.evaluate import compute_metrics
 
     spec = json.loads(Path(spec_path).read_text())
-    data, settings = make_data(spec["dataset"]), suite_settings(spec["suite"], spec["scale"])
+    data = make_data(spec["dataset"])
     represent, encode = make_encoder(spec["encoder"], data)
     model = SimpleNamespace(represent=represent, encode=encode)
     times, values = {}, {}
-    for name, (target, knobs) in settings.items():
+    for name, (target, knobs) in spec["settings"].items():
         fn = partial(get_method(target), **knobs)
         t = time.perf_counter()
         values.update(compute_metrics({name: fn}, data, model, eval_seed))
@@ -152,14 +148,19 @@ def _dislab_worker(spec_path: str, out_path: str, eval_seed: int = 0):
 
 def time_dlib(python: str, dataset: str, settings: dict, encoder: str = "linear") -> tuple[dict, dict]:
     knobs = {n: k for n, (_, k) in settings.items() if n in DLIB_NAMES}
+    return _in_subprocess(python, "--worker", {"dataset": dataset, "encoder": encoder, "metrics": knobs})
+
+
+def _in_subprocess(python: str, flag: str, spec: dict) -> tuple[dict, dict]:
+    """(times, values) from this script's worker ``flag`` run by ``python`` on ``spec``."""
     with tempfile.TemporaryDirectory() as tmp:
-        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"dataset": dataset, "encoder": encoder, "metrics": knobs}))
+        spec_path, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        done = subprocess.run([python, __file__, "--worker", str(spec), str(out)], env=env, capture_output=True,
+        done = subprocess.run([python, __file__, flag, str(spec_path), str(out)], env=env, capture_output=True,
                               text=True)
         if done.returncode:
-            raise RuntimeError(f"disentanglement_lib run failed:\n{done.stderr[-3000:]}")
+            raise RuntimeError(f"{python} {flag} failed:\n{done.stderr[-3000:]}")
         res = json.loads(out.read_text())
     return res["times"], res["values"]
 
@@ -251,7 +252,7 @@ def bench(dataset: str = "toy", suite: str = "default", dlib_python: str | None 
         subprocess.run([sys.executable, "-c", "from dislab.metrics._gbt import warm_up; warm_up()"], check=True)
     runs, refs = [], []
     for _ in range(rounds):
-        times, values = time_dislab(dataset, suite, scale, encoder)
+        times, values = time_dislab(dataset, settings, encoder)
         runs.append(times)
         if dlib_python:
             ref, ref_values = time_dlib(dlib_python, dataset, settings, encoder)
