@@ -14,8 +14,8 @@ with its defaults, importances ``|feature_importances_|``, entropies of ``R + 1e
 (num_train 10,000, num_test 5,000, batch_size 16). The boosted trees are that classifier at
 disentanglement_lib's era defaults (100 stages of depth-3 trees, learning rate 0.1, all points and
 features), fitted by dislab's own implementation (``metrics/_gbt.py``: the same model and
-conventions, 12-17x faster on one thread; equal to scikit-learn's up to how ties between equally good splits are
-broken, which is random in both). Fixes: each classifier is seeded from the metric's generator
+conventions, 12-17x faster on one thread; equal to scikit-learn's up to how ties between equally
+good splits are broken, which is random in both). Fixes: each classifier is seeded from the metric's generator
 (disentanglement_lib left them unseeded, so its DCI varied from run to run); with a single factor
 (or a single latent) the base-1 entropy is 0/0 in disentanglement_lib and NaN follows — here a lone
 factor (latent) is perfectly disentangled (complete) wherever it has importance. Constant factors
