@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dislab import io
+from dislab import io, wandb_records
 from dislab.evaluate import metric_settings, representation
 from dislab.viz.pictures import reconstructions, traversal_images
 
@@ -97,16 +97,6 @@ def make_loggers(cfg, run_dir: Path) -> list:
                           id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
         loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
     return loggers
-
-
-def _finish_wandb():
-    import sys
-
-    if "wandb" in sys.modules:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
 
 
 def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dict[str, np.ndarray]:
@@ -279,4 +269,4 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         return values
     finally:
         history.flush()
-        _finish_wandb()
+        wandb_records.finish()  # the W&B run file is complete when run() returns

@@ -1,4 +1,5 @@
-"""Read back what a W&B run logged, from its offline run file (``run-<id>.wandb``), without a server.
+"""Finish a W&B run so that its files are complete (``finish``), and read back what it logged from
+its offline run file (``run-<id>.wandb``) without a server (``read_run``).
 
 The file is a LevelDB-style log: a 7-byte header (b":W&B", 0xBEE1, version), then 32 KiB blocks of
 records, each with a 7-byte header (crc32, length uint16, type: 1 full, 2 first, 3 middle, 4 last);
@@ -14,6 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BLOCK, HEADER = 32768, 7
+
+
+def finish() -> None:
+    """Finish the current W&B run (if any) and return only once its files are complete.
+
+    With wandb-core (wandb >= 0.19), ``wandb.finish()`` asks the service process to finish the run
+    and returns; that process writes the run file's last block (the ``exit`` record) a few
+    milliseconds later, or never, if the caller's process ends first (a SLURM job, a test reading
+    the file back). ``wandb.teardown()`` shuts the service down and waits for it to exit, which
+    flushes and closes every run file. A later run in the same process starts a new service.
+    """
+    import sys
+
+    if "wandb" not in sys.modules:
+        return
+    import wandb
+
+    try:
+        if wandb.run is not None:
+            wandb.finish()
+    finally:
+        wandb.teardown()
 
 
 def _payloads(data: bytes):

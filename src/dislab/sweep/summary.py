@@ -20,6 +20,7 @@ import numpy as np
 
 from dislab import io as atomic
 from dislab.sweep.runs import Run, cell_of, finite, order_metrics, read_run, run_dirs
+from dislab.wandb_records import finish as finish_wandb
 
 log = logging.getLogger("dislab.sweep")
 VARIANTS = ("lasso", "spearman")
@@ -199,4 +200,4 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
         run.log(values)
         return Path(run.dir).parent
     finally:
-        wandb.finish()
+        finish_wandb()  # the summary run's file is complete when this returns
