@@ -173,3 +173,5 @@ def test_defaults_are_the_studys():
     assert p["batch_size"].default == 16 and p["predictor"].default == "boosted_trees"
     assert (p["n_estimators"].default, p["learning_rate"].default, p["max_depth"].default) == (100, 0.1, 3)
     assert (p["Cs"].default, p["folds"].default, p["multi_class"].default) == (10, 5, "ovr")
+    kernel = inspect.signature(downstream_task_on_codes).parameters  # the array kernel's knobs default as the metric's
+    assert all(kernel[n].default == p[n].default for n in kernel if n in p and n != "random_state")

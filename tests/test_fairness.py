@@ -173,3 +173,15 @@ def test_refuses_incomplete_pairs():
         fairness_on_codes(codes, factors, {(0, 1): intervened[0, 1]})
     with pytest.raises(ValueError, match="num_test_points_per_class=0"):
         fairness(Toy(), lambda x: x[:, 0, 0, :4], np.random.default_rng(0), num_test_points_per_class=0)
+
+
+def test_defaults_are_the_fairness_studys():
+    """fairness_study_v1/metric_configs/fairness.gin and utils.gradient_boosting_classifier."""
+    import inspect
+
+    p = inspect.signature(fairness).parameters
+    assert p["num_train"].default == 10_000 and p["num_test_points_per_class"].default == 100
+    assert p["batch_size"].default == 16
+    assert (p["n_estimators"].default, p["learning_rate"].default, p["max_depth"].default) == (100, 0.1, 3)
+    kernel = inspect.signature(fairness_on_codes).parameters  # the array kernel's knobs default as the metric's
+    assert all(kernel[n].default == p[n].default for n in kernel if n in p and n != "random_state")

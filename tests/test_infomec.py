@@ -141,3 +141,14 @@ def test_sampler_scores_one_sample():
     rng = np.random.default_rng(4)
     codes, factors = sample_codes(Toy(), represent, 300, rng, 16)
     assert got == infomec_on_codes(codes, factors, estimator="binned", random_state=seed_from(rng))
+
+
+def test_defaults_are_the_authors():
+    """compute_infomec(discrete_latents=False) on the authors' 10,000 validation points."""
+    import inspect
+
+    p = inspect.signature(infomec).parameters
+    assert (p["num_train"].default, p["estimator"].default, p["n_neighbors"].default) == (10_000, "ksg", 10)
+    assert (p["prune_threshold"].default, p["max_iter"].default) == (1 / 20, 100)
+    kernel = inspect.signature(infomec_on_codes).parameters  # the array kernel's knobs default as the metric's
+    assert all(kernel[n].default == p[n].default for n in kernel if n in p and n != "random_state")
