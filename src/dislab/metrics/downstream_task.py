@@ -18,10 +18,10 @@ predictor is a knob: ``boosted_trees`` (``utils.gradient_boosting_classifier``: 
 ``GradientBoostingClassifier()`` at its defaults, fitted here by dislab's ``metrics/_gbt.py``, the
 same model, as DCI) or ``logistic_regression`` (``utils.logistic_regression_cv``:
 ``LogisticRegressionCV(Cs=10, cv=KFold(5))``: an L2 grid of 10 values of C from 1e-4 to 1e4, five
-unshuffled folds scored by accuracy, refit on all points with the best C). scikit-learn fitted that
-one-vs-rest (one binary classifier and one choice of C per class) until 0.22, when the study was
-run; ``multi_class="multinomial"`` gives what disentanglement_lib's code fits on scikit-learn >=
-0.22.
+unshuffled folds scored by accuracy, refit on all points with the best C). scikit-learn < 0.22, the
+versions of 2018-19 when the study ran, fitted that one-vs-rest (one binary classifier and one choice
+of C per class), the default here; ``multi_class="multinomial"`` gives what disentanglement_lib's
+code fits on scikit-learn >= 0.22.
 
 Differences: the classifiers are seeded from the metric's generator (disentanglement_lib left them
 unseeded), drawn after each size's two samples; a factor constant in the whole sample is dropped

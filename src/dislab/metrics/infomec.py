@@ -1,10 +1,12 @@
 """InfoMEC: InfoM (modularity), InfoE (explicitness), InfoC (compactness).
 
-Hsu et al. 2023, "Disentanglement via Latent Quantization" (NeurIPS 2023), the InfoMEC metrics. With
-sources s_1..s_K (the factors) and latents z_1..z_D, the normalised mutual information
-NMI_ij = I(s_i; z_j) / H(s_i), in [0, 1]. Inactive latents are pruned first: latent j is active when
-its range (max - min over the sample) exceeds 1/20 of the largest latent range (for discrete latents:
-when it is not constant). Over the D_a active latents,
+Hsu et al. 2023, "Disentanglement via Latent Quantization" (NeurIPS 2023; arXiv:2305.18378), its
+section defining InfoMEC (the formulas below are written from the authors' code, which the paper
+points to; equation numbers not checked here). With sources s_1..s_K (the factors) and latents
+z_1..z_D, the normalised mutual information NMI_ij = I(s_i; z_j) / H(s_i), in [0, 1]. Inactive
+latents are pruned first: latent j is active when its range (max - min over the sample) exceeds
+1/20 of the largest latent range (for discrete latents: when it is not constant). Over the D_a
+active latents,
 
     InfoM = (1/D_a sum_j max_i NMI_ij / sum_i NMI_ij - 1/K) / (1 - 1/K)      (each latent, one source)
     InfoC = (1/K sum_i max_j NMI_ij / sum_j NMI_ij - 1/D_a) / (1 - 1/D_a)    (each source, one latent)
@@ -21,8 +23,8 @@ of the sample (``mutual_info_score(s, s)``). ``estimator="ksg"`` (continuous lat
 default): each latent standardised, I(s_i; z_j) by scikit-learn's ``mutual_info_classif`` (the
 k-nearest-neighbour estimator of Kraskov et al. 2004 as extended to a discrete variable by Ross 2014)
 with ``n_neighbors=10``. ``estimator="binned"``: each latent in ``num_bins`` equal-width bins, then the
-plug-in estimate, as the authors' earlier code offered (10, 20, 50 bins); the authors warn that this
-estimate is sensitive to the number of bins, so compare only values with equal ``num_bins``.
+plug-in estimate, as the authors' earlier code offered (their training script logs it at 10, 20, 50
+and 'auto' bins): it is sensitive to the number of bins, so compare only values with equal ``num_bins``.
 ``estimator="discrete"``: the latents are already discrete (quantised): every distinct value is a bin,
 a latent is active when not constant, and InfoE one-hot encodes the latents, as the authors'
 ``discrete_latents=True``. InfoE: ``LogisticRegression`` without penalty, balanced class weights,
