@@ -265,3 +265,20 @@ def test_compute_metrics_runs_the_listed_suite():
     assert {"mig", "mig_chen", "dci_disentanglement", "sap", "modularity", "irs", "gaussian_total_correlation",
             "beta_vae_score", "factor_vae_score", "downstream_task_200_mean_test_accuracy",
             "fairness_mean_tv_mean_pred_mean_sens", "infom", "infoc", "infoe"} <= set(out)
+
+
+def test_metric_settings_are_json_even_for_list_knobs():
+    """A list knob set in the config (downstream_task's sizes, mig_chen's exclude_factors) reaches the
+    metric as a ListConfig; the settings written to metrics.json must still be plain JSON."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from dislab.evaluate import metric_settings
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("all", overrides=["+downstream_task.num_train=[10,100]", "+mig_chen.exclude_factors=[posX]"])
+    settings = json.loads(json.dumps(metric_settings(instantiate(cfg))))
+    assert settings["downstream_task"]["num_train"] == [10, 100] and settings["mig_chen"]["exclude_factors"] == ["posX"]
+    assert settings["downstream_task"]["num_test"] == 5000 and settings["infomec"]["estimator"] == "ksg"
