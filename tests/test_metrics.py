@@ -47,12 +47,18 @@ SMALL = {
     "unsupervised": dict(num_train=1000),
     "beta_vae_score": dict(num_train=200, num_eval=100, batch_size=16),
     "factor_vae_score": dict(num_train=200, num_eval=100, batch_size=16, num_variance_estimate=500),
+    "downstream_task": dict(num_train=(50, 200), num_test=200, n_estimators=10),
+    "fairness": dict(num_train=500, num_test_points_per_class=10, n_estimators=10),
+    "infomec": dict(num_train=1000),
 }
 PERFECT = {  # key: lowest value for the perfect code
     "mig": {"mig": 0.95}, "mig_chen": {"mig_chen": 0.9},
     "dci": {"dci_disentanglement": 0.9, "dci_completeness": 0.9, "dci_informativeness": 0.95},
     "sap": {"sap": 0.3}, "modularity": {"modularity": 0.95, "explicitness": 0.95}, "irs": {"irs": 0.95},
     "unsupervised": {}, "beta_vae_score": {"beta_vae_score": 0.95}, "factor_vae_score": {"factor_vae_score": 0.95},
+    "downstream_task": {"downstream_task_200_mean_test_accuracy": 0.95}, "infomec": {"infom": 0.95, "infoc": 0.95,
+                                                                                    "infoe": 0.95},
+    "fairness": {},  # lower is fairer: a disentangled code scores 0 (tests/test_fairness.py)
 }
 CONSTANT = {  # key: highest value for a constant code
     "mig": {"mig": 1e-9}, "mig_chen": {"mig_chen": 0.01},  # Monte Carlo: different samples per entropy
@@ -62,11 +68,14 @@ CONSTANT = {  # key: highest value for a constant code
                      "mutual_info_score": 1e-9},
     "beta_vae_score": {"beta_vae_score": 0.45},  # chance: the majority class of four
     "factor_vae_score": {"factor_vae_score": 1e-9, "factor_vae_num_active_dims": 0},
+    "downstream_task": {"downstream_task_200_mean_test_accuracy": 0.35},  # chance: 1/8 to 1/4 per factor
+    "fairness": {"fairness_max_tv_max_pred_max_sens": 1e-9}, "infomec": {"infom": 1e-9, "infoc": 1e-9, "infoe": 1e-6},
 }
-SCALE_FREE = {"mig", "mig_chen", "dci", "modularity", "factor_vae_score"}
+SCALE_FREE = {"mig", "mig_chen", "dci", "modularity", "factor_vae_score", "downstream_task", "fairness"}
 # iterative solvers see permuted columns; boosted trees break ties in feature order; Chen's MIG
 # draws z ~ q(z|x) column by column
-PERM_TOL = {"beta_vae_score": 0.02, "modularity": 1e-4, "sap": 1e-9, "dci": 0.01, "mig_chen": 0.03}
+PERM_TOL = {"beta_vae_score": 0.02, "modularity": 1e-4, "sap": 1e-9, "dci": 0.01, "mig_chen": 0.03,
+            "downstream_task": 0.05, "fairness": 0.02}  # per-factor accuracies on 50-200 points; TVs of 10 points
 
 
 def read_factors(x: np.ndarray) -> np.ndarray:
@@ -97,7 +106,7 @@ def score(name: str, represent, seed: int = 0, **knobs) -> dict[str, float]:
 
 def test_every_metric_file_is_covered_and_named_after_its_function():
     assert {"mig", "mig_chen", "dci", "sap", "modularity", "irs", "unsupervised", "beta_vae_score",
-            "factor_vae_score", "udr"} <= set(METRICS)
+            "factor_vae_score", "udr", "downstream_task", "fairness", "infomec"} <= set(METRICS)
     assert POPULATION == {"udr"}
     for name, target in METRICS.items():
         assert target.rsplit(".", 1)[1] == name, target
@@ -254,4 +263,22 @@ def test_compute_metrics_runs_the_listed_suite():
 
     out = compute_metrics(metrics, Toy(), Model(), eval_seed=0)
     assert {"mig", "mig_chen", "dci_disentanglement", "sap", "modularity", "irs", "gaussian_total_correlation",
-            "beta_vae_score", "factor_vae_score"} <= set(out)
+            "beta_vae_score", "factor_vae_score", "downstream_task_200_mean_test_accuracy",
+            "fairness_mean_tv_mean_pred_mean_sens", "infom", "infoc", "infoe"} <= set(out)
+
+
+def test_metric_settings_are_json_even_for_list_knobs():
+    """A list knob set in the config (downstream_task's sizes, mig_chen's exclude_factors) reaches the
+    metric as a ListConfig; the settings written to metrics.json must still be plain JSON."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from dislab.evaluate import metric_settings
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("all", overrides=["+downstream_task.num_train=[10,100]", "+mig_chen.exclude_factors=[posX]"])
+    settings = json.loads(json.dumps(metric_settings(instantiate(cfg))))
+    assert settings["downstream_task"]["num_train"] == [10, 100] and settings["mig_chen"]["exclude_factors"] == ["posX"]
+    assert settings["downstream_task"]["num_test"] == 5000 and settings["infomec"]["estimator"] == "ksg"

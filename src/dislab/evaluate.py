@@ -33,14 +33,19 @@ def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str,
 
 
 def metric_settings(metrics: dict) -> dict[str, dict]:
-    """Every knob each metric runs with: the function's defaults updated by the config's values."""
+    """Every knob each metric runs with: the function's defaults updated by the config's values, as plain
+    (JSON-writable) values: a list knob set in the config arrives as an OmegaConf ``ListConfig``."""
     import inspect
+
+    from omegaconf import Container, OmegaConf
 
     out = {}
     for name, fn in metrics.items():
         params = inspect.signature(fn.func).parameters.values()
         knobs = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
-        out[name] = {"function": f"{fn.func.__module__}.{fn.func.__name__}", **knobs, **fn.keywords}
+        knobs.update(fn.keywords)
+        out[name] = {"function": f"{fn.func.__module__}.{fn.func.__name__}",
+                     **{k: OmegaConf.to_container(v) if isinstance(v, Container) else v for k, v in knobs.items()}}
     return out
 
 
