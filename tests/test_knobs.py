@@ -30,6 +30,8 @@ PASSED_BY_DISLAB = {"data", "represent", "encode", "rng", "representations",  # 
                     "x_shape", "z_dim",                                       # nets
                     "net", "optimizer", "dataset_size"}                       # models
 GROUPS = ("model", "dataset", "net", "metrics", "logger", "trainer")  # selected together, one option each
+# invalid for every knob whatever its rule says (so that loosening a rule is caught, not only dropping it)
+NO_KNOB_TAKES = (-10**9, {"not": "a value"})
 
 
 def _is_global(path) -> bool:
@@ -202,7 +204,7 @@ def test_every_invalid_value_of_every_knob_gets_one_line_and_exit_status_2(knob,
     V.validate(cfg)  # the shipped value (and the defaults around it) pass
     if default is not None and default is not inspect.Parameter.empty:
         assert rule.test(list(default) if isinstance(default, tuple) else default), (key, default)
-    for bad in rule.bad:
+    for bad in (*rule.bad, *NO_KNOB_TAKES):
         with pytest.raises(SystemExit) as e, report_errors():
             V.validate(_set(cfg, key, bad))
         err = capsys.readouterr().err.strip()

@@ -88,7 +88,7 @@ def optional(rule: Rule) -> Rule:
 
 
 def _name(v) -> bool:
-    return _int(v) or (isinstance(v, str) and v.strip() != "" and "/" not in v and v not in (".", "..")
+    return (_int(v) and v >= 0) or (isinstance(v, str) and v.strip() != "" and "/" not in v and v not in (".", "..")
                        and v.isprintable())
 
 
@@ -96,8 +96,8 @@ BOOL = Rule(lambda v: isinstance(v, bool), "true or false", bad=("yes", 1))
 NAME = Rule(_name, "a non-empty name without '/'", bad=("", "a/b", [1]))
 BETAS = Rule(lambda v: isinstance(v, list) and len(v) == 2 and all(_num(b) and 0 <= b < 1 for b in v),
              "two numbers in [0, 1), e.g. [0.5, 0.999]", bad=([0.5], [0.5, 1.0], "x"))
-N_JOBS = Rule(lambda v: v is None or (_int(v) and v != 0), "null or a non-zero integer (-1: every core)",
-              bad=(0, 1.5, "x"))
+N_JOBS = Rule(lambda v: v is None or (_int(v) and (v >= 1 or v == -1)), "null, -1 (every core) or a positive integer",
+              bad=(0, -2, 1.5, "x"))
 DEVICES = Rule(lambda v: v == "auto" or (_int(v) and (v >= 1 or v == -1))
                or (isinstance(v, list) and len(v) > 0 and all(_int(i) and i >= 0 for i in v)),
                "auto, a positive integer, -1 (every device) or a list of device indices", bad=(0, -2, "many", 1.5, []))
