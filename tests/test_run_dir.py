@@ -15,7 +15,7 @@ import pytest
 
 from conftest import FAST, ROOT, compose
 from dislab import io, lock
-from dislab.cli import report_errors
+from dislab.cli import check_overrides, report_errors
 from dislab.lock import RunDirInUse, RunLock
 from dislab.train import run
 
@@ -129,14 +129,20 @@ def test_which_locks_are_stale(tmp_path, monkeypatch, holder, taken):
 
 @pytest.mark.parametrize("var", ["LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"])
 def test_ddp_ranks_above_zero_share_the_lock_of_rank_zero(tmp_path, monkeypatch, var):
+    """Lightning relaunches train.py for each further rank (LOCAL_RANK, NODE_RANK), SLURM starts
+    every rank (SLURM_PROCID): neither the command-line check nor run() may refuse them."""
     path = _write_lock(tmp_path)  # rank 0 (alive) holds it
     monkeypatch.setenv(var, "1")
+    check_overrides([f"run_dir={tmp_path}"])
     with RunLock(tmp_path):
         pass
     assert json.loads(path.read_text())["token"] == "theirs"
     monkeypatch.setenv(var, "0")
     with pytest.raises(RunDirInUse):
         RunLock(tmp_path).acquire()
+    with pytest.raises(SystemExit) as e:
+        check_overrides([f"run_dir={tmp_path}"])
+    assert e.value.code == 4
 
 
 def test_the_holder_refreshes_the_lock_while_it_runs(tmp_path, monkeypatch):

@@ -140,8 +140,10 @@ def _validate(cfg, files: bool) -> None:
 
 def _check_run_dir_free(cfg, overrides) -> None:
     """A run directory given on the command line that a live process writes: exit status 4."""
-    from dislab.lock import RunDirInUse, check_free
+    from dislab.lock import RunDirInUse, check_free, is_other_rank
 
+    if is_other_rank():  # a DDP rank that Lightning or SLURM started: part of rank 0's run
+        return
     run_dir = cfg.get("run_dir") if "model" in cfg else None
     given = [o.value() for o in overrides if o.key_or_group == "hydra.run.dir" and not o.is_sweep_override()]
     if not run_dir and given and "${" not in str(given[-1]):
