@@ -88,8 +88,9 @@ def optional(rule: Rule) -> Rule:
 
 
 def _name(v) -> bool:
-    return (_int(v) and v >= 0) or (isinstance(v, str) and v.strip() != "" and "/" not in v and v not in (".", "..")
-                       and v.isprintable())
+    if _int(v):
+        return v >= 0  # group=2024 arrives as a number
+    return isinstance(v, str) and v.strip() != "" and "/" not in v and v not in (".", "..") and v.isprintable()
 
 
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false", bad=("yes", 1))
