@@ -2,22 +2,24 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU torch first where the machine provides it, so pip never pulls a CUDA build on a CPU machine.
-TORCH ?= torch==2.13.0
+# The exact versions the test suite last passed with (make lock writes them); pip takes them as constraints.
+CONSTRAINTS ?= constraints.txt
+# torch first, at the pinned version: the CPU build where the machine provides it, PyPI's CUDA build on a GPU machine.
+TORCH ?= $(shell grep -m1 '^torch==' $(CONSTRAINTS))
 export WANDB_MODE ?= offline
 # glibc's allocator: stop returning memory to the system every step (measured by `make bench`)
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: help install run test lint bench report
+.PHONY: help install run test lint bench report lock
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create $(VENV) and install dislab with its dev tools
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH) || echo "note: $(TORCH) not available here; pip will choose torch"
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) $(or $(TORCH),torch)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	$(PY) -c "from dislab.metrics._gbt import warm_up; warm_up()"  # compile DCI's trees once (numba caches them)
 	touch $@
 
@@ -32,6 +34,9 @@ lint: install ## ruff
 
 bench: install ## measure speed as ratios (training vs bare loop, data, encoding, metrics, memory) -> bench.json
 	$(PY) scripts/bench.py
+
+lock: test ## after the suite passed: pin the installed versions in constraints.txt (make install uses them)
+	$(PY) scripts/lock.py > $(CONSTRAINTS).new && mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] (default: newest sweep)
 	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1))

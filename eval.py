@@ -2,7 +2,7 @@
 
 import hydra
 
-from dislab.cli import report_errors
+from dislab.cli import check_overrides, report_errors
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
@@ -15,8 +15,10 @@ def main(cfg):
     from dislab import io
     from dislab.evaluate import evaluate, metric_settings
     from dislab.train import versions
+    from dislab.validate import validate
 
     with report_errors():
+        validate(cfg)
         metrics = instantiate(cfg.metrics) or {}
         values = evaluate(cfg.run, metrics, cfg.eval_seed)
         out = Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
@@ -29,4 +31,5 @@ def main(cfg):
 
 
 if __name__ == "__main__":
+    check_overrides(config_name="eval")
     main()

@@ -17,6 +17,7 @@ import torch
 from conftest import FAST, ROOT, compose
 from dislab.cli import report_errors
 from dislab.data.toy import Toy
+from dislab.lock import RunDirInUse
 from dislab.train import run
 from dislab.validate import ConfigError
 
@@ -57,10 +58,13 @@ def uninterrupted(tmp_path_factory):
 def test_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
     proc = _start(tmp_path)
     _wait_for_checkpoint(proc, tmp_path)
+    with pytest.raises(RunDirInUse, match=f"in use by PID {proc.pid} on "):  # one writer at a time
+        run(compose([*RESUME, f"run_dir={tmp_path}"]))
     proc.send_signal(sig)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0, out[-2000:]
     assert not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / ".lock").exists() == (sig == signal.SIGKILL)  # SIGTERM releases it; SIGKILL leaves it stale
     step = _weights(tmp_path)[2]
     assert 0 < step < 300
     if sig == signal.SIGTERM:
@@ -68,7 +72,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
     metrics = run(compose([*RESUME, f"run_dir={tmp_path}"]))  # the same command again
     whole_metrics, (w_state, w_opt, w_step) = uninterrupted
     state, opt, final = _weights(tmp_path)
-    assert final == w_step == 300
+    assert final == w_step == 300 and not (tmp_path / ".lock").exists()
     assert all(torch.equal(state[k], w_state[k]) for k in w_state)
     assert all(torch.equal(opt[i]["exp_avg"], w_opt[i]["exp_avg"]) for i in w_opt)
     assert metrics == whole_metrics
@@ -131,8 +135,8 @@ BAD = {
     "beta=abc": "beta='abc' is not allowed",
     "lr=0": "lr=0 is not allowed",
     "nan_policy=ignore": "nan_policy='ignore' is not allowed",
-    "compile=yes": "compile='yes' is not allowed; use true or false",
-    "+dataset.size=17": "toy size=17 must be a positive multiple of 16",
+    "compile=yes": "compile='yes' is not allowed; compile must be true or false",
+    "+dataset.size=17": "dataset.size=17 is not allowed; dataset.size must be a positive multiple of 16",
     "metrics=udr": "udr is scored across the seeds of a sweep",
 }
 

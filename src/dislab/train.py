@@ -159,7 +159,9 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     A run directory that already holds ``metrics.json`` is complete: its metrics are returned
     without training. One that holds ``checkpoints/last.ckpt`` is resumed (``resume=true``, the
     default). On failure ``error.txt`` records the error in one line, and the error propagates.
+    A directory that another live process writes is refused in one line (``dislab.lock``).
     """
+    from dislab.lock import RunLock
     from dislab.validate import ConfigError, validate
 
     validate(cfg)
@@ -170,10 +172,11 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         return json.loads(done.read_text())["metrics"]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "error.txt").unlink(missing_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
+    lock = RunLock(run_dir).acquire()  # one writer: a second process is refused, naming the holder
     try:
+        (run_dir / "error.txt").unlink(missing_ok=True)
         return _train(cfg, run_dir, list(callbacks))
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt):
@@ -182,6 +185,8 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
             except OSError:
                 pass
         raise
+    finally:
+        lock.release()
 
 
 def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
