@@ -211,6 +211,20 @@ METRICS = {
     "beta_vae_score": _pick("batch_size num_train num_eval C max_iter encode_batch"),
     "factor_vae_score": _pick("batch_size num_train num_eval num_variance_estimate prune_threshold encode_batch"),
     "udr": _pick("kl_threshold alpha variants"),
+    "downstream_task": _pick(
+        "num_train num_test batch_size predictor n_jobs n_estimators learning_rate max_depth Cs folds multi_class "
+        "encode_batch",
+        num_train=Rule(lambda v: isinstance(v, list) and len(v) > 0 and all(_int(n) and n > 0 for n in v)
+                       and len(set(v)) == len(v), "a non-empty list of distinct positive integers",
+                       bad=(10, [], [10, 10], [0], ["x"])),
+        predictor=one_of("boosted_trees", "logistic_regression"), Cs=integer(1), folds=integer(2),
+        multi_class=one_of("ovr", "multinomial")),
+    "fairness": _pick("num_train num_test_points_per_class batch_size n_jobs n_estimators learning_rate max_depth "
+                      "encode_batch", num_test_points_per_class=integer(1)),
+    "infomec": _pick("num_train batch_size estimator num_bins n_neighbors prune_threshold max_iter n_jobs encode_batch",
+                     estimator=one_of("ksg", "binned", "discrete"), n_neighbors=integer(1),
+                     prune_threshold=Rule(lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)",
+                                          bad=(-0.1, 1, "x", float("nan")))),
 }
 TRAINER = {  # the keys conf/trainer/*.yaml set
     "accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps", "tpu"), "devices": DEVICES,
