@@ -167,6 +167,7 @@ def test_loader_serves_the_files_images_by_index(tmp_path):
     assert got.dtype == np.float32 and got.shape == (202, 1, 64, 64)
     assert np.array_equal(got[:, 0], imgs[d.factors_to_index(f)])
     assert np.array_equal(got[0, 0], imgs[0]) and np.array_equal(got[1, 0], imgs[71])
+    assert d.paints and np.array_equal(d.render(f, None, "cpu").numpy(), got)  # as held on a GPU
 
 
 def _corrupt(p):

@@ -23,6 +23,16 @@ def _number(name, v, minimum=0.0, strict=False):
         raise ConfigError(f"{name}={v!r} is not allowed; {name} must be a number {rel} {minimum:g}")
 
 
+def _device(device) -> None:
+    """``dataset.device``: a known value, and a GPU only where one is visible."""
+    from dislab.data._device import resolve
+
+    try:
+        resolve(device, "cpu")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def validate(cfg) -> None:
     """Raise ConfigError naming the bad value and what is allowed."""
     for key in ("steps", "z_dim", "batch_size"):
@@ -35,6 +45,7 @@ def validate(cfg) -> None:
     for key in ("channels_last", "compile", "eval_untrained", "resume"):
         if not isinstance(cfg.get(key, False), bool):
             raise ConfigError(f"{key}={cfg.get(key)!r} is not allowed; use true or false")
+    _device(cfg.dataset.get("device", "auto"))
     if cfg.get("nan_policy") not in ("stop", "skip"):
         raise ConfigError(f"nan_policy={cfg.get('nan_policy')!r} is not allowed; use stop or skip")
     model = cfg.model._target_.split(".")[2]
