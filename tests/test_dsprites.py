@@ -3,6 +3,7 @@ set), and the loader of the official .npz on small files written in its format."
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from pathlib import Path
@@ -104,9 +105,10 @@ def test_orientation_turns_counter_clockwise():
     assert np.ptp(COLS[ellipse > 0]) > np.ptp(ROWS[ellipse > 0])  # major axis horizontal at 0
 
 
-def test_reproduces_the_real_frames():
-    """Best IoU of each real frame: template match of shape x scale x orientation at the frame's
-    centre of mass, then the 5 best refined over the neighbouring positions."""
+@functools.cache
+def _best_matches() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, best IoU, best factors) of each real frame: template match of shape x scale x
+    orientation at the frame's centre of mass, then the 5 best refined over the neighbouring positions."""
     path = SHARED / "data" / "dsprites_reference_frames.npz"
     if not path.exists():
         pytest.fail(f"{path} is missing (set DISLAB_SHARED to the shared/ folder)")
@@ -120,7 +122,7 @@ def test_reproduces_the_real_frames():
         img = D.sample_observations_from_factors(cand)[:, 0] > 0
         return (img & frame).sum((1, 2)) / (img | frame).sum((1, 2))
 
-    best = []
+    best, factors = [], []
     for frame in frames:
         col, row = _centre(frame)
         cand = base.copy()
@@ -129,10 +131,22 @@ def test_reproduces_the_real_frames():
         top = cand[np.argsort(-ious(cand, frame))[:5]]
         near = np.array([c + [0, 0, 0, dx, dy] for c in top for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
         near = near[((near[:, 3:] >= 0) & (near[:, 3:] < 32)).all(1)]
-        best.append(ious(near, frame).max())
-    best = np.array(best)
+        scores = ious(near, frame)
+        best.append(scores.max())
+        factors.append(near[scores.argmax()])
+    return frames, np.array(best), np.array(factors)
+
+
+def test_reproduces_the_real_frames():
+    frames, best, _ = _best_matches()
     assert best.mean() >= 0.9 and best.min() >= 0.9, (best.mean(), best.min())
     assert (best == 1).sum() == len(frames), np.nonzero(best < 1)  # every frame, pixel for pixel
+
+
+def test_device_renderer_reproduces_the_real_frames():
+    """The torch renderer (as on a GPU, here on the CPU) draws every real frame pixel for pixel."""
+    frames, _, factors = _best_matches()
+    assert np.array_equal(D.render(factors, None, "cpu").numpy()[:, 0] > 0, frames)
 
 
 # -- the official file -----------------------------------------------------------------------------
@@ -167,6 +181,7 @@ def test_loader_serves_the_files_images_by_index(tmp_path):
     assert got.dtype == np.float32 and got.shape == (202, 1, 64, 64)
     assert np.array_equal(got[:, 0], imgs[d.factors_to_index(f)])
     assert np.array_equal(got[0, 0], imgs[0]) and np.array_equal(got[1, 0], imgs[71])
+    assert d.paints and np.array_equal(d.render(f, None, "cpu").numpy(), got)  # as held on a GPU
 
 
 def _corrupt(p):

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from dislab.data._device import draw, paint_device, render_rows
 from dislab.objectives.gaussian import gaussian_kl
 
 log = logging.getLogger("dislab")
@@ -55,9 +56,12 @@ def representation(model, data, num: int, eval_seed: int = 0, batch_size: int = 
 
     rng = np.random.default_rng([eval_seed, 1])
     factors = data.sample_factors(num, rng)
+    device = paint_device(data, getattr(model, "device", None))  # None: numpy images; else rendered on the model's GPU
     means, kls = [], []
     for s in range(0, num, batch_size):
-        mu, logvar = model.encode(data.sample_observations_from_factors(factors[s:s + batch_size], rng))
+        f = factors[s:s + batch_size]
+        mu, logvar = model.encode(data.sample_observations_from_factors(f, rng) if device is None
+                                  else data.render(f, rng, device))
         means.append(mu)
         kls.append(gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).numpy())
     means, kl = np.concatenate(means), np.concatenate(kls)
@@ -77,9 +81,12 @@ def decomposition(model, data, num: int = 2000, eval_seed: int = 0, chunk: int =
     from dislab.objectives.gaussian import gaussian_log_density
 
     rng = np.random.default_rng([eval_seed, 3])
+    device = paint_device(data, getattr(model, "device", None))
     mus, lvs = [], []
     for s in range(0, num, 256):
-        mu, lv = model.encode(data.sample_observations(min(256, num - s), rng))
+        n = min(256, num - s)
+        mu, lv = model.encode(data.sample_observations(n, rng) if device is None
+                              else render_rows(data, draw(data, n, rng), device))
         mus.append(mu)
         lvs.append(lv)
     mu, lv = torch.from_numpy(np.concatenate(mus)).double(), torch.from_numpy(np.concatenate(lvs)).double()

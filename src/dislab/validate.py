@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -160,6 +161,20 @@ MODELS = {name: ("recon", *knobs.split()) for name, knobs in {
 }.items()}
 NETS = {"conv64": {}, "mlp": {"hidden": integer(1)}}
 
+def _device_ok(v) -> bool:
+    """``dataset.device`` (``dislab.data._device.check_device``): a known value, and a GPU only where one
+    is visible (torch is imported only then: the command-line check runs before any heavy import)."""
+    if not (isinstance(v, str) and (v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v))):
+        return False
+    if v.startswith("cuda"):
+        import torch
+
+        return torch.cuda.is_available() and (v == "cuda" or int(v[5:]) < torch.cuda.device_count())
+    return True
+
+
+DEVICE = Rule(_device_ok, "auto, cpu, cuda or cuda:<index> (a GPU only where one is visible)",
+              bad=("gpu0", "cuda:x", 1), offline=lambda v: isinstance(v, str) and v != "")
 _DSPRITES = path("file", "the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", required=False,
                  null="procedural")
 _MEMORY = number(0, strict=True)
@@ -182,6 +197,8 @@ DATASETS = {
                          bad=(0, 17, 2.5, "x")),
             "channels": integer(1)},
 }
+for _rules in DATASETS.values():  # conf/train.yaml sets it for every data set
+    _rules["device"] = DEVICE
 
 _METRIC = {
     "num_train": integer(1), "num_test": integer(1), "num_eval": integer(1), "num_samples": integer(1),

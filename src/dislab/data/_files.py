@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dislab.data.ground_truth import GroundTruthData
+
 
 def read_npy_header(fp) -> tuple:
     """(shape, fortran_order, dtype) of the .npy stream ``fp``, left positioned at the data."""
@@ -40,6 +42,24 @@ def to_float(images: np.ndarray) -> np.ndarray:
     else:
         x = x.transpose(0, 3, 1, 2)
     return np.multiply(x, np.float32(1 / 255), dtype=np.float32)
+
+
+class HeldImages(GroundTruthData):
+    """A data set whose images are rows ``_rows(factors, params)`` of a uint8 array ``self.images``
+    (N, H, W[, C]), served as ``to_float``. On a device an array held in memory is copied there once
+    and indexed there (the same images bit for bit); a memory map stays on the host, read by index."""
+
+    @property
+    def paints(self) -> bool:
+        return not isinstance(self.images, np.memmap)
+
+    def _rows(self, factors, params):
+        return self._device_index(factors)
+
+    def paint(self, factors, params):
+        held = self._device_tensors("images", factors.device, lambda: {"images": self.images})["images"]
+        x = held[self._rows(factors, params)]
+        return (x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)).float() * (1 / 255)
 
 
 def read_rows(array, index: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dislab.data._files import existing, resize_uint8, to_float
-from dislab.data.ground_truth import GroundTruthData
+from dislab.data._device import check_device
+from dislab.data._files import HeldImages, existing, resize_uint8, to_float
 
 NAMES = ("elevation", "azimuth", "object_type")
 SIZES = (4, 24, 183)
@@ -38,12 +38,13 @@ def load_car(path) -> np.ndarray:
     return resize_uint8(views).reshape(SIZES[0], SIZES[1], 64, 64, 3)
 
 
-class Cars3D(GroundTruthData):
+class Cars3D(HeldImages):
     factor_names = NAMES
     factor_sizes = SIZES
     x_shape = (3, 64, 64)
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, device: str = "auto"):
+        self.device = check_device(device)
         folder = existing(path, "cars3d (the folder of the 183 official car .mat files)", directory=True)
         files = sorted(p for p in folder.iterdir() if p.suffix == ".mat" and p.is_file())
         if len(files) != SIZES[2]:

@@ -4,7 +4,8 @@ the sprite tinted, per observation, by a random colour drawn uniformly from [0.5
 
 Factors: those of dSprites (the colour is not a factor: it is noise drawn from ``rng``, so an
 observation is deterministic given its factors and the generator's state). 3 channels.
-``path``: as for dSprites (the official npz, or null for the procedural sprites).
+``path``: as for dSprites (the official npz, or null for the procedural sprites). On a device the
+colours are drawn by numpy as here and the images are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from dislab.data.dsprites import DSprites
 class ColorDSprites(DSprites):
     x_shape = (3, 64, 64)
 
+    def random_params(self, factors, rng):
+        """The colours (n, 3), float32 values."""
+        return rng.uniform(0.5, 1.0, (len(factors), 3)).astype(np.float32).astype(np.float64)
+
     def sample_observations_from_factors(self, factors, rng):
         sprite = super().sample_observations_from_factors(factors, rng)  # (n, 1, H, W) in {0, 1}
-        colour = rng.uniform(0.5, 1.0, (len(sprite), 3, 1, 1)).astype(np.float32)
-        return sprite * colour
+        colour = self.random_params(factors, rng).astype(np.float32)
+        return sprite * colour[:, :, None, None]
+
+    def paint(self, factors, params):
+        return super().paint(factors, params) * params.float()[:, :, None, None]

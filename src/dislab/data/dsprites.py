@@ -16,10 +16,13 @@ Two back ends, one index (row-major over shape x scale x orientation x posX x po
   - heart: the classic heart curve x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t
     (lobes up) as a 150-gon (t = 2 pi k / 150), scaled by (0.6, 0.66225) and raised 1.44 px.
   Sizes are in pixels at scale 1; the frames pin them to within ~0.002 px (square half side in
-  (9.5966, 9.5998), heart y-scale in (0.6621, 0.6624)). Each image is rendered in a 28 x 28 window around its centre,
-  vectorised over the batch; nothing is precomputed.
+  (9.5966, 9.5998), heart y-scale in (0.6621, 0.6624)). Each image is rendered in a 28 x 28 window
+  around its centre, vectorised over the batch, from small tables per factor value (``_geometry``).
+  ``paint`` renders the same images with torch on a device, bit for bit (float64 arithmetic: in
+  float32 pixel centres 4e-8 (relative) from an edge would flip).
 * ``DSprites(path)`` loads the official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` and
-  keeps the images bit-packed (1 bit per pixel, ~360 MB), unpacking only requested batches.
+  keeps the images bit-packed (1 bit per pixel, ~360 MB), unpacking only requested batches; on a
+  GPU (``paint``) the packed images are held on the device and unpacked there.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import zipfile
 import zlib
 
 import numpy as np
+import torch
 
+from dislab.data._device import check_device
 from dislab.data._files import existing, read_npy_header
 from dislab.data.ground_truth import GroundTruthData
 
@@ -42,10 +47,14 @@ _FIELDS = ("imgs", "latents_classes", "latents_values")
 _CHUNK = 8192  # images streamed per step while loading a file
 
 
-def _heart_edges() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The heart polygon as (vertex polar angles ascending, edge outward normals, offsets).
+def _geometry(values: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The tables both renderers index (float64, computed once by numpy, so a device computes no
+    sine and both renderers start from the same numbers): ``cos`` and ``sin`` (scale x orientation)
+    hold cos(theta) / scale and sin(theta) / scale; ``cx``, ``cy`` the sprite centres in pixels; the
+    heart as (``angle``, ``normal``, ``offset``): its vertices' polar angles ascending, its edges'
+    outward normals and offsets.
 
-    The polygon is star-shaped about the origin, so a point p with polar angle phi is inside
+    The heart polygon is star-shaped about the origin, so a point p with polar angle phi is inside
     iff n_e . p < d_e for the edge e whose angular sector holds phi.
     """
     t = 2 * np.pi * np.arange(_HEART_VERTICES) / _HEART_VERTICES
@@ -57,23 +66,46 @@ def _heart_edges() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y, angle = x[order], y[order], angle[order]
     ex, ey = np.roll(x, -1) - x, np.roll(y, -1) - y  # counter-clockwise edges
     normal = np.stack([ey, -ex], axis=-1)
-    return angle, normal, normal[:, 0] * x + normal[:, 1] * y
+    scale, theta = values[1][:, None], values[2][None, :]
+    return {"cos": np.cos(theta) / scale, "sin": np.sin(theta) / scale, "cx": _CENTRE0 + _SPAN * values[3],
+            "cy": _CENTRE0 + _SPAN * values[4], "angle": angle, "normal": normal,
+            "offset": normal[:, 0] * x + normal[:, 1] * y, "step": np.arange(_WIN, dtype=np.float64)}
 
 
-def _inside(shape: int, cos: np.ndarray, sin: np.ndarray, u: np.ndarray, v: np.ndarray, heart: tuple) -> np.ndarray:
-    """Pixels of the windows (m, W, W) inside ``shape``: u (m, 1, W) and v (m, W, 1) are pixel
-    offsets from the sprite centre (v up); cos, sin (m, 1, 1) hold cos(theta) / scale and
-    sin(theta) / scale, so (x, y) below is the pixel in the upright sprite's frame at scale 1."""
-    if shape == 1:  # ellipse: fold the semi-axes into the rotation
+# the array functions the renderers need (floor, maximum, arctan2, searchsorted on the right), for
+# numpy and for torch: both renderers run the same code on the same tables
+_NUMPY = (np.floor, np.maximum, np.arctan2, lambda a, v: np.searchsorted(a, v, side="right"))
+_TORCH = (torch.floor, torch.maximum, torch.atan2, lambda a, v: torch.searchsorted(a, v, right=True))
+
+
+def _frame(f, g: dict, ops):
+    """Each image's 28 x 28 window around its sprite: the pixels' coordinates (x, y) in the upright
+    sprite's frame at scale 1 (y up; (n, W, W) each), and the window's first row and column (n,)."""
+    floor = ops[0]
+    cx, cy = g["cx"][f[:, 3]], g["cy"][f[:, 4]]
+    col0, row0 = floor(cx) - (_WIN // 2 - 1), floor(cy) - (_WIN // 2 - 1)
+    u = ((col0[:, None] + g["step"]) - cx[:, None])[:, None, :]  # (n, 1, W): right of the centre
+    v = (cy[:, None] - (row0[:, None] + g["step"]))[:, :, None]  # (n, W, 1): above the centre
+    cos, sin = g["cos"][f[:, 1], f[:, 2]][:, None, None], g["sin"][f[:, 1], f[:, 2]][:, None, None]
+    return cos * u + sin * v, cos * v - sin * u, row0, col0
+
+
+def _inside(shape: int, x, y, g: dict, ops):
+    """Whether each pixel (x, y) (``_frame``) lies strictly inside ``shape``.
+
+    On a device the heart's polar angle comes from another arctan2 than numpy's (they differ in the
+    last bit); over the whole grid no pixel lies within 1e-9 rad of a vertex's ray, so both pick the
+    same edge and every image is the same bit for bit (tests/test_dsprites.py)."""
+    _, maximum, atan2, searchsorted = ops
+    if shape == 1:  # ellipse
         a, b = _ELLIPSE_AXES
-        x, y = (cos * u + sin * v) / a, (cos * v - sin * u) / b
+        x, y = x / a, y / b
         return x * x + y * y < 1
-    x, y = cos * u + sin * v, cos * v - sin * u
     if shape == 0:
-        return np.maximum(np.abs(x), np.abs(y)) < _SQUARE_HALF
-    angle, normal, offset = heart
-    edge = np.searchsorted(angle, np.arctan2(y, x), side="right") - 1  # -1 -> wrap-around edge
-    return normal[edge, 0] * x + normal[edge, 1] * y < offset[edge]
+        return maximum(abs(x), abs(y)) < _SQUARE_HALF
+    normal = g["normal"]
+    edge = searchsorted(g["angle"], atan2(y, x)) - 1  # -1 -> the wrap-around edge (the last)
+    return normal[edge, 0] * x + normal[edge, 1] * y < g["offset"][edge]
 
 
 class DSprites(GroundTruthData):
@@ -95,9 +127,12 @@ class DSprites(GroundTruthData):
     x_shape = (1, 64, 64)
     shape_names = ("square", "ellipse", "heart")
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    paints = True
+
+    def __init__(self, path: str | os.PathLike | None = None, device: str = "auto"):
+        device = check_device(device)
         loaded = None if path is None else _load_official(path)  # checks everything before any state
-        self.path, self._bits, self._heart = path, None, _heart_edges()
+        self.path, self.device, self._bits = path, device, None
         self.factor_values = [
             np.arange(1.0, 4.0),
             np.linspace(0.5, 1.0, 6),
@@ -105,16 +140,13 @@ class DSprites(GroundTruthData):
             np.linspace(0.0, 1.0, 32),
             np.linspace(0.0, 1.0, 32),
         ]
+        self._geom = _geometry(self.factor_values)
         if loaded is not None:
             self._bits, self.factor_sizes, self.factor_values = loaded
 
     def sample_observations_from_factors(self, factors: np.ndarray, rng: np.random.Generator | None = None):
         """Images for ``factors`` (n, 5) int, as float32 (n, 1, 64, 64) in {0, 1}; ``rng`` unused."""
-        f = np.asarray(factors, dtype=np.int64)
-        if f.ndim != 2 or f.shape[1] != 5:
-            raise ValueError(f"factors must have shape (n, 5), got {f.shape}")
-        if f.size and ((f < 0).any() or (f >= np.asarray(self.factor_sizes)).any()):
-            raise ValueError(f"factors out of range for factor_sizes {self.factor_sizes}")
+        f = self.check_factors(factors)
         if self._bits is not None:
             packed = self._bits[self.factors_to_index(f)]
             return np.unpackbits(packed, axis=1).reshape(len(f), 1, 64, 64).astype(np.float32)
@@ -124,26 +156,39 @@ class DSprites(GroundTruthData):
         n = len(f)
         order = np.argsort(f[:, 0], kind="stable")  # one contiguous block per shape
         f = f[order]
-        scale = self.factor_values[1][f[:, 1]]
-        theta = self.factor_values[2][f[:, 2]]
-        cx = _CENTRE0 + _SPAN * self.factor_values[3][f[:, 3]]
-        cy = _CENTRE0 + _SPAN * self.factor_values[4][f[:, 4]]
-        col0, row0 = np.floor(cx) - (_WIN // 2 - 1), np.floor(cy) - (_WIN // 2 - 1)
-        step = np.arange(_WIN, dtype=np.float64)
-        u = ((col0[:, None] + step) - cx[:, None])[:, None, :]  # (n, 1, W): right of the centre
-        v = (cy[:, None] - (row0[:, None] + step))[:, :, None]  # (n, W, 1): above the centre
-        cos, sin = (np.cos(theta) / scale)[:, None, None], (np.sin(theta) / scale)[:, None, None]
+        x, y, row0, col0 = _frame(f, self._geom, _NUMPY)
         mask = np.empty((n, _WIN, _WIN), dtype=bool)
         bounds = np.searchsorted(f[:, 0], np.arange(4))
         for shape in range(3):
             a, b = bounds[shape], bounds[shape + 1]
             if a < b:
-                mask[a:b] = _inside(shape, cos[a:b], sin[a:b], u[a:b], v[a:b], self._heart)
+                mask[a:b] = _inside(shape, x[a:b], y[a:b], self._geom, _NUMPY)
         flat = (row0.astype(np.intp)[:, None, None] + np.arange(_WIN)[:, None]) * 64
         flat = flat + (col0.astype(np.intp) + order * 4096)[:, None, None] + np.arange(_WIN)
         out = np.zeros((n, 1, 64, 64), dtype=np.float32)
         out.reshape(-1)[flat.reshape(-1)] = mask.reshape(-1)
         return out
+
+    def paint(self, factors: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """``_render`` with torch on ``factors.device``: the same code and float64 tables, so every
+        image is the same bit for bit; each shape's test runs on every image and a selection keeps
+        the right one (no host sync). With the official file: its bit-packed images are held on the
+        device and unpacked there."""
+        n, dev = len(factors), factors.device
+        if self._bits is not None:
+            t = self._device_tensors("file", dev, lambda: {"bits": self._bits,
+                                                           "shift": np.arange(7, -1, -1, dtype=np.uint8)})
+            packed = t["bits"][self._device_index(factors)]  # (n, 512)
+            return ((packed[:, :, None] >> t["shift"]) & 1).view(n, 1, 64, 64).float()
+        g = self._device_tensors("geometry", dev, lambda: self._geom)
+        x, y, row0, col0 = _frame(factors, g, _TORCH)
+        shape = factors[:, 0, None, None]
+        mask = torch.where(shape == 0, _inside(0, x, y, g, _TORCH),
+                           torch.where(shape == 1, _inside(1, x, y, g, _TORCH), _inside(2, x, y, g, _TORCH)))
+        win = torch.arange(_WIN, device=dev)
+        flat = ((row0.long()[:, None, None] + win[:, None]) * 64 + col0.long()[:, None, None] + win).view(n, -1)
+        out = torch.zeros(n, 64 * 64, dtype=torch.float32, device=dev)
+        return out.scatter_(1, flat, mask.view(n, -1).float()).view(n, 1, 64, 64)
 
 
 def _load_official(path: str) -> tuple[np.ndarray, tuple[int, ...], list[np.ndarray]]:

@@ -3,11 +3,19 @@
 Numpy in, numpy out. ``rng`` is always a ``np.random.Generator``. Observations are float32
 arrays of shape (n, C, H, W) with values in [0, 1]. Factors are integer indices into each
 factor's grid, shape (n, K).
+
+On a device (``dataset.device``; ``dislab.data._device``): ``random_params`` draws on the host the
+few random numbers each image uses, exactly as the numpy renderer draws them, and ``paint`` renders
+the images with torch on the device of its inputs; ``render(factors, rng, device)`` does both. The
+numpy renderer is the reference each ``paint`` is tested against.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from dislab.data._device import pack, render_rows
 
 
 class GroundTruthData:
@@ -18,6 +26,10 @@ class GroundTruthData:
     factor_sizes: tuple[int, ...] = ()
     x_shape: tuple[int, int, int] = (1, 64, 64)
     has_factors: bool = True
+    #: the ``dataset.device`` knob (``dislab.data._device.check_device``), set by the constructor
+    device: str = "auto"
+    #: whether ``paint`` renders with torch on a device; if not, ``render`` copies numpy images there
+    paints: bool = False
 
     @property
     def num_factors(self) -> int:
@@ -34,6 +46,51 @@ class GroundTruthData:
 
     def sample_observations_from_factors(self, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def random_params(self, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The random numbers the images of ``factors`` use besides their factors, (n, P) float64,
+        drawn from ``rng`` as ``sample_observations_from_factors`` draws them (leaving ``rng`` in the
+        same state). P = 0 where the images are functions of the factors."""
+        return np.zeros((len(factors), 0))
+
+    def paint(self, factors: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The images of ``factors`` (n, K) int64 with ``params`` (n, P) float64 (``random_params``),
+        as float32 (n, C, H, W) on their device; where ``paints`` is True."""
+        raise NotImplementedError(f"{type(self).__name__} does not render on a device")
+
+    def render(self, factors: np.ndarray, rng: np.random.Generator, device) -> torch.Tensor:
+        """``sample_observations_from_factors(factors, rng)`` as a float32 tensor on ``device``: painted
+        there when ``paints``, else rendered by numpy and copied."""
+        f = self.check_factors(factors)
+        if not self.paints:
+            return torch.from_numpy(self.sample_observations_from_factors(f, rng)).to(device)
+        return render_rows(self, pack(f, self.random_params(f, rng)), device)
+
+    def check_factors(self, factors) -> np.ndarray:
+        """``factors`` as int64 (n, K), or ValueError naming what is wrong."""
+        f = np.asarray(factors, dtype=np.int64)
+        if f.ndim != 2 or f.shape[1] != self.num_factors:
+            raise ValueError(f"factors must have shape (n, {self.num_factors}), got {f.shape}")
+        if f.size and ((f < 0).any() or (f >= np.asarray(self.factor_sizes)).any()):
+            raise ValueError(f"factors out of range for factor_sizes {self.factor_sizes}")
+        return f
+
+    def _device_index(self, factors: torch.Tensor) -> torch.Tensor:
+        """``factors_to_index`` on the factors' device."""
+        strides = np.cumprod((*self.factor_sizes[1:], 1)[::-1])[::-1].copy()
+        return (factors * self._device_tensors("index", factors.device, lambda: {"s": strides})["s"]).sum(1)
+
+    def _device_tensors(self, name: str, device: torch.device, make) -> dict[str, torch.Tensor]:
+        """``make()`` (a dict of arrays) as tensors on ``device``, made once per name, device and instance."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        if (name, device) not in cache:
+            cache[name, device] = {k: torch.as_tensor(v).to(device) for k, v in make().items()}
+        return cache[name, device]
+
+    def __getstate__(self):  # device copies stay behind
+        state = dict(self.__dict__)
+        state.pop("_on_device", None)
+        return state
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         factors = self.sample_factors(n, rng)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dislab.data._files import existing, to_float
-from dislab.data.ground_truth import GroundTruthData
+from dislab.data._device import check_device
+from dislab.data._files import HeldImages, existing, to_float
 
 log = logging.getLogger("dislab")
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -49,12 +49,13 @@ def load_image(path: Path, size: int = 64, crop: int | None = None) -> np.ndarra
         raise ValueError(f"images: {path} is not a readable image ({e})") from None
 
 
-class Images(GroundTruthData):
+class Images(HeldImages):
     has_factors = False
     factor_names = ("index",)
 
     def __init__(self, path=None, size: int = 64, crop: int | None = None, cache_dir=None,
-                 max_memory_gb: float = 4.0, threads: int | None = None):
+                 max_memory_gb: float = 4.0, threads: int | None = None, device: str = "auto"):
+        self.device = check_device(device)
         folder = existing(path, "images (a folder of image files)", directory=True)
         files = sorted(Path(r) / f for r, _, fs in os.walk(folder) for f in fs
                        if Path(f).suffix.lower() in EXTENSIONS)
@@ -116,3 +117,6 @@ class Images(GroundTruthData):
     def sample_observations_from_factors(self, factors, rng=None):
         index = np.asarray(factors, dtype=np.int64).reshape(-1)
         return to_float(self.images[index])
+
+    def _rows(self, factors, params):
+        return factors[:, 0]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dislab.data._files import existing, npz_member, read_rows, to_float
-from dislab.data.ground_truth import GroundTruthData
+from dislab.data._device import check_device
+from dislab.data._files import HeldImages, existing, npz_member, read_rows, to_float
 
 NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
          "horizontal_axis", "vertical_axis")
@@ -28,12 +28,14 @@ SIZES = (6, 6, 2, 3, 3, 40, 40)
 VARIANTS = ("toy", "realistic", "real")
 
 
-class MPI3D(GroundTruthData):
+class MPI3D(HeldImages):
     factor_names = NAMES
     factor_sizes = SIZES
     x_shape = (3, 64, 64)
 
-    def __init__(self, path=None, variant: str = "toy", max_memory_gb: float = 4.0, factor_sizes=None):
+    def __init__(self, path=None, variant: str = "toy", max_memory_gb: float = 4.0, factor_sizes=None,
+                 device: str = "auto"):
+        self.device = check_device(device)
         if variant not in VARIANTS:
             raise ValueError(f"mpi3d: variant={variant!r} is not one of {', '.join(VARIANTS)}")
         what = f"mpi3d ({variant}; the official mpi3d_{variant}.npz)"

@@ -10,7 +10,8 @@ scale 8 (linspace(0.75, 1.25)), shape 4 (cube, cylinder, sphere, capsule), orien
 (2x2 supersampled, Lambert shading from one directional light, cast shadows) into three weight
 maps, one per part (floor, wall, object): the fraction of the pixel covered by that part times its
 shading. An image is then the weight maps mixed with the three hue colours, so a floor hue changes
-floor pixels only, and so on. The 480 geometries are rendered lazily and cached per process.
+floor pixels only, and so on. The 480 geometries are rendered lazily and cached per process. On a
+device (``paint``) the maps are held there and mixed there (within 1e-6 of numpy's mixing).
 
 ``path=...3dshapes.h5``: the official file (``images`` (480000, 64, 64, 3) uint8, ``labels``
 (480000, 6) float64 factor values), read lazily by index (sorted unique indices per batch; a
@@ -25,7 +26,9 @@ import colorsys
 import logging
 
 import numpy as np
+import torch
 
+from dislab.data._device import check_device
 from dislab.data._files import existing, read_rows, to_float
 from dislab.data.ground_truth import GroundTruthData
 
@@ -116,8 +119,13 @@ def _object(o, d, shape, a):
     return t, n
 
 
+def _key(f):
+    """Geometry keys (shape*8 + scale)*15 + orientation of factors (n, 6): arrays or tensors."""
+    return (f[:, 4] * 8 + f[:, 3]) * 15 + f[:, 5]
+
+
 def _render(keys: np.ndarray, size: int, ss: int) -> np.ndarray:
-    """Weight maps (len(keys), 3, size*size) for geometry keys (shape*8 + scale)*15 + orientation."""
+    """Weight maps (len(keys), 3, size*size) for geometry keys (``_key``)."""
     shape, rest = np.divmod(keys, 8 * 15)
     scale, orient = np.divmod(rest, 15)
     o, d = _camera(VALUES[5][orient], size, ss)
@@ -192,10 +200,10 @@ class Shapes3D(GroundTruthData):
     factor_sizes = SIZES
     x_shape = (3, 64, 64)
 
-    def __init__(self, path=None, supersample: int = 2):
+    def __init__(self, path=None, supersample: int = 2, device: str = "auto"):
         if supersample < 1:
             raise ValueError(f"shapes3d: supersample={supersample} must be >= 1")
-        self.path, self.supersample = path, int(supersample)
+        self.path, self.supersample, self.device = path, int(supersample), check_device(device)
         self.factor_values = VALUES
         self._images = None
         if path is not None:
@@ -263,29 +271,44 @@ class Shapes3D(GroundTruthData):
         return np.memmap(p, dtype=np.uint8, mode="r", offset=offset, shape=images.shape)
 
     # ---- sampling --------------------------------------------------------------------------
+    @property
+    def paints(self) -> bool:  # the procedural renderer paints on a device; the file is read on the host
+        return self._images is None
+
     def sample_observations_from_factors(self, factors, rng=None):
         f = np.asarray(factors, dtype=np.int64).reshape(-1, 6)
         if self._images is not None:
             return to_float(read_rows(self._images, self.factors_to_index(f)))
-        return self.render(f)
+        g = _key(f)
+        colours = np.stack([HUE_RGB[f[:, p]] for p in range(3)], -1)  # (n, 3 rgb, 3 parts)
+        out = np.matmul(colours, self._weights(g)[g])  # (n, 3, 4096)
+        return np.clip(out, 0, 1).reshape(len(f), 3, 64, 64)
 
-    def render(self, factors: np.ndarray) -> np.ndarray:
-        """The procedural images of ``factors`` (n, 6) as float32 (n, 3, 64, 64)."""
+    def paint(self, factors, params):
+        """The procedural images with torch on ``factors.device``: all 480 weight maps (rendered by
+        numpy first if need be) held there and mixed by a batched matrix product, whose float32
+        sums may round otherwise than numpy's (within 1e-6 of the numpy renderer)."""
+        t = self._device_tensors("weights", factors.device,
+                                 lambda: {"weights": self._weights(np.arange(480)), "hue": HUE_RGB})
+        colours = torch.stack([t["hue"][factors[:, p]] for p in range(3)], -1)
+        out = torch.matmul(colours, t["weights"][_key(factors)])
+        return out.clamp_(0, 1).view(len(factors), 3, 64, 64)
+
+    def _weights(self, keys: np.ndarray) -> np.ndarray:
+        """The weight-map table (480, 3, 4096), with the maps of geometry ``keys`` rendered (each
+        once per process)."""
         key = (64, self.supersample)
         if key not in _TABLES:
             _TABLES[key] = (np.zeros((480, 3, 64 * 64), np.float32), np.zeros(480, bool))
         table, done = _TABLES[key]
-        g = (factors[:, 4] * 8 + factors[:, 3]) * 15 + factors[:, 5]
-        todo = np.unique(g[~done[g]])
+        todo = np.unique(keys[~done[keys]])
         for s in range(0, len(todo), 16):
             table[todo[s:s + 16]] = _render(todo[s:s + 16], 64, self.supersample)
             done[todo[s:s + 16]] = True
-        colours = np.stack([HUE_RGB[factors[:, p]] for p in range(3)], -1)  # (n, 3 rgb, 3 parts)
-        out = np.matmul(colours, table[g])  # (n, 3, 4096)
-        return np.clip(out, 0, 1).reshape(len(factors), 3, 64, 64)
+        return table
 
     def __getstate__(self):  # an open HDF5 file does not pickle: reopen on unpickling
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state.pop("_file", None)
         state["_images"] = None
         return state

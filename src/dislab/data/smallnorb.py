@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dislab.data._files import existing, resize_uint8, to_float
-from dislab.data.ground_truth import GroundTruthData
+from dislab.data._device import check_device
+from dislab.data._files import HeldImages, existing, resize_uint8, to_float
 
 NAMES = ("category", "elevation", "azimuth", "lighting")
 SIZES = (5, 9, 18, 6)
@@ -52,12 +52,13 @@ def read_matrix(path: Path, dtype) -> np.ndarray:
     return np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r", offset=offset, shape=dims)
 
 
-class SmallNORB(GroundTruthData):
+class SmallNORB(HeldImages):
     factor_names = NAMES
     factor_sizes = SIZES
     x_shape = (1, 64, 64)
 
-    def __init__(self, path=None, block: int = 2048):
+    def __init__(self, path=None, block: int = 2048, device: str = "auto"):
+        self.device = check_device(device)
         folder = existing(path, "smallnorb (the folder of the six official smallnorb-*.mat files)", directory=True)
         images, feats = [], []
         for chunk in CHUNKS:
@@ -87,7 +88,15 @@ class SmallNORB(GroundTruthData):
         self.counts, self.starts = counts, np.r_[0, np.cumsum(counts)[:-1]]
         self.factor_values = (np.arange(5), np.arange(30, 75, 5), np.arange(0, 360, 20), np.arange(6))  # degrees
 
+    def random_params(self, factors, rng):
+        """Which of the point's instances (n, 1)."""
+        pick = (rng.random(len(factors)) * self.counts[self.factors_to_index(factors)]).astype(np.int64)
+        return pick[:, None].astype(np.float64)
+
     def sample_observations_from_factors(self, factors, rng):
-        point = self.factors_to_index(factors)
-        pick = (rng.random(len(point)) * self.counts[point]).astype(np.int64)
-        return to_float(self.images[self.starts[point] + pick])
+        pick = self.random_params(factors, rng)[:, 0].astype(np.int64)
+        return to_float(self.images[self.starts[self.factors_to_index(factors)] + pick])
+
+    def _rows(self, factors, params):
+        starts = self._device_tensors("starts", factors.device, lambda: {"s": self.starts})["s"]
+        return starts[self._device_index(factors)] + params[:, 0].long()

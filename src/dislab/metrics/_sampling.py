@@ -10,6 +10,10 @@ disentanglement_lib's meaning for the sampling loop (how many points each ``data
 and for the intervention metrics (points per group). ``encode_batch=None`` picks 1,024 for a model on a
 GPU and 64 otherwise: on a CPU, disentanglement_lib's conv encoder runs ~3x faster per image in
 batches of 64 than of 128 or more (its activations then outgrow the cache).
+
+Device: for a model on a GPU (``represent`` bound to it) the images are rendered there
+(``dislab.data._device.paint_device``: unless ``dataset.device=cpu``) from the same draws of the
+same generator, and ``represent`` gets them as a tensor on the device; on a CPU nothing changes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from typing import Callable
 
 import numpy as np
 
+from dislab.data._device import draw, pack, paint_device, render_rows
+
 Represent = Callable[[np.ndarray], np.ndarray]
+
+
+def model_device(fn: Callable):
+    """The device of the model ``fn`` is bound to (``model.represent``), else the CPU."""
+    return getattr(getattr(fn, "__self__", None), "device", None) or "cpu"
 
 
 def resolve_encode_batch(fn: Callable, encode_batch: int | None) -> int:
@@ -30,8 +41,7 @@ def resolve_encode_batch(fn: Callable, encode_batch: int | None) -> int:
         if encode_batch <= 0:
             raise ValueError(f"encode_batch={encode_batch} must be positive")
         return int(encode_batch)
-    device = getattr(getattr(fn, "__self__", None), "device", None)
-    return 1024 if getattr(device, "type", "cpu") not in ("cpu", None) else 64
+    return 1024 if getattr(model_device(fn), "type", "cpu") != "cpu" else 64
 
 
 def sample_codes(data, represent: Represent, num_points: int, rng: np.random.Generator,
@@ -57,15 +67,22 @@ def sample_codes(data, represent: Represent, num_points: int, rng: np.random.Gen
         rng.bit_generator.state = hit[5]
         return hit[3].copy(), hit[4].copy()
     codes, factors, pending = [], [], []
+    device = paint_device(data, model_device(represent))
 
     def flush():
         if pending:
-            codes.append(np.asarray(represent(np.concatenate(pending)), dtype=np.float64))
+            x = np.concatenate(pending)
+            codes.append(np.asarray(represent(x if device is None else render_rows(data, x, device)), dtype=np.float64))
             pending.clear()
 
     held = 0
     for start in range(0, num_points, batch_size):
-        f, x = data.sample(min(batch_size, num_points - start), rng)
+        n = min(batch_size, num_points - start)
+        if device is None:
+            f, x = data.sample(n, rng)
+        else:  # the same draws, rendered on the device at the flush
+            x = draw(data, n, rng)
+            f = x[:, :data.num_factors].astype(np.int64)
         factors.append(f)
         pending.append(x)
         held += len(x)
@@ -109,11 +126,16 @@ def encode_factors(data, fn: Callable, factors: np.ndarray, rng: np.random.Gener
     time. Returns an array, or a tuple of arrays where ``fn`` returns a tuple (``encode``). Images are
     rendered ``RENDER_BATCH`` at a time (cache-sized pieces render faster than one large block)."""
     encode_batch = resolve_encode_batch(fn, encode_batch)
+    device = paint_device(data, model_device(fn))
     outs = []
     for s in range(0, len(factors), encode_batch):
         chunk = factors[s:s + encode_batch]
-        x = np.concatenate([data.sample_observations_from_factors(chunk[r:r + RENDER_BATCH], rng)
-                            for r in range(0, len(chunk), RENDER_BATCH)])
+        if device is None:
+            x = np.concatenate([data.sample_observations_from_factors(chunk[r:r + RENDER_BATCH], rng)
+                                for r in range(0, len(chunk), RENDER_BATCH)])
+        else:  # the same draws, piece by piece, rendered on the device at once
+            x = render_rows(data, np.concatenate([pack(p, data.random_params(p, rng)) for p in (
+                chunk[r:r + RENDER_BATCH] for r in range(0, len(chunk), RENDER_BATCH))]), device)
         out = fn(x)
         outs.append(tuple(np.asarray(o, dtype=np.float64) for o in out) if isinstance(out, tuple)
                     else (np.asarray(out, dtype=np.float64),))

@@ -68,11 +68,15 @@ class VAE(pl.LightningModule):
         return self.optimizer_factory(self.parameters())
 
     # -- inference -------------------------------------------------------------------------
-    def _infer(self, fn, x: np.ndarray):
+    def _infer(self, fn, x: np.ndarray | torch.Tensor):
+        """``fn`` on ``x`` (numpy, or a tensor such as images rendered on the model's device) in eval
+        mode without gradients."""
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
+                if isinstance(x, torch.Tensor):
+                    return fn(x.to(self.device, torch.float32))
                 return fn(torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device))
         finally:
             self.train(was_training)
