@@ -33,5 +33,5 @@ lint: install ## ruff
 bench: install ## measure speed as ratios (training vs bare loop, data, encoding, metrics, memory) -> bench.json
 	$(PY) scripts/bench.py
 
-report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] (default: newest sweep)
-	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1))
+report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=locatello2019] (default: newest sweep)
+	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF))

@@ -99,7 +99,8 @@ def test_labels_name_knobs_that_come_from_a_model_default_or_a_preset(tmp_path):
     assert keys == ["beta", "lr", "net.hidden"]
     labels = ["beta=6, lr=0.0001, net.hidden=default", "beta=6, lr=0.0001, net.hidden=32", "beta=4, lr=0.0001",
               "lr=0.001"]
-    assert [(r.model, r.label) for r in groups[3]] == list(zip(["beta_tcvae"] * 2 + ["beta_vae", "vae"], labels))
+    models = ["beta_tcvae", "beta_tcvae", "beta_vae", "vae"]
+    assert [(r.model, r.label) for r in groups[3]] == list(zip(models, labels, strict=True))
     page = build([tmp_path], tmp_path / "out")
     text = page.read_text()
     assert "<td class='l'>beta_vae</td><td class='l'>beta=4, lr=0.0001</td>" in text

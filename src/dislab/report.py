@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dislab.sweep import study
 from dislab.sweep.runs import finite, order_metrics
-from dislab.sweep.study import Row, budget_label, direction, fmt_value, stats
+from dislab.sweep.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
 from dislab.viz import report_plots as plots
 
 UDR_KEYS = ("udr_lasso", "udr_spearman")
@@ -52,10 +52,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _pm(mean: float, std: float, n: int) -> str:
-    return "–" if n == 0 else f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
-
-
 def _href(path: Path, out: Path) -> str:
     return urllib.parse.quote(Path(os.path.relpath(path, out)).as_posix())
 
@@ -66,10 +62,10 @@ def _head(key: str) -> str:
 
 
 def _cell(row: Row, key: str) -> str:
-    text = _pm(*stats(row.values(key)))
+    text = fmt_stats(*stats(row.values(key)))
     base = row.values(key, untrained=True)
     if base:
-        text += f"<br><span class='u'>untrained {_pm(*stats(base))}</span>"
+        text += f"<br><span class='u'>untrained {fmt_stats(*stats(base))}</span>"
     return f"<td>{text}</td>"
 
 
@@ -235,48 +231,6 @@ def _thumb(r, out: Path) -> str:
     return f"<figure class='run'>{img}<figcaption>{seed}<br>{links}</figcaption></figure>"
 
 
-def _budget_vs(b, steps: int) -> str:
-    if b is not None and b >= steps:
-        return e(budget_label(b))
-    share = "below the published budget" if b is None else f"{100 * b / steps:.2g}% of the published {steps:,}"
-    return f"{e(budget_label(b))} <span class='bad'>({share})</span>"
-
-
-def reference_section(ref, groups, runs, out: Path) -> tuple[list[str], list[dict]]:
-    from dislab.sweep import reproduction as rep
-
-    records = rep.compare(groups, ref)
-    sources = list(dict.fromkeys(p.source for r in records for p in r.published))
-    h = [f"<h2 id='reference'>Against published numbers: {e(ref.TITLE)}</h2>",
-         f"<p>The published setting trains {ref.STEPS:,} steps on {e(ref.DATASET)}. Coloured bars: published values, "
-         "one colour per source (legend below the figure; full sources under the table). A “best reported” value "
-         "is the best one paper reported for that method, not a mean over seeds.</p>"]
-    h += [f"<p class='warn'>{e(c)}</p>" for c in rep.caveats(groups, ref, runs)]
-    panels = rep.panels(records, groups)
-    for p in panels:
-        p.title = f"{p.title} {direction(p.title)}"
-    if panels:
-        h.append(_figure(out, "reference.png", plots.distributions(panels, ncols=3),
-                         "Our scores per model (one point per run) beside the published values"))
-    h.append("<div class='scroll'><table id='reference-table'><tr><th class='l'>metric</th><th class='l'>model</th>"
-             "<th>ours: mean ± std</th><th>n</th><th class='l'>budget</th><th class='l'>published</th></tr>")
-    csv_rows, previous = [], None
-    for r in records:
-        pubs = "; ".join(f"{p.value:.2f} ({e(p.kind)}) [{sources.index(p.source) + 1}]" for p in r.published)
-        first = " class='first'" if r.metric != previous else ""
-        previous = r.metric
-        h.append(f"<tr{first}><td class='l'>{e(r.metric)} {direction(r.metric)}</td><td class='l'>{e(r.model)}</td>"
-                 f"<td>{_pm(r.mean, r.std, r.n)}</td><td>{r.n}</td>"
-                 f"<td class='l'>{_budget_vs(r.budget, ref.STEPS) if r.n else 'no runs'}</td>"
-                 f"<td class='l'>{pubs or '<span class=u>none held</span>'}</td></tr>")
-        for p in r.published or [None]:
-            csv_rows.append({"metric": r.metric, "model": r.model, "budget": r.budget, "ours_mean": r.mean,
-                             "ours_std": r.std, "n": r.n, "published": p.value if p else "",
-                             "kind": p.kind if p else "", "source": p.source if p else ""})
-    h.append("</table></div><ol class='sources'>" + "".join(f"<li>{e(s)}</li>" for s in sources) + "</ol>")
-    return h, csv_rows
-
-
 def build(paths, out=None, reference: str | None = None) -> Path:
     from dislab import io as atomic
 
@@ -303,8 +257,10 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         h.append("<p>Budgets: " + " · ".join(f"<a href='#budget-{'all' if b is None else b}'>{e(budget_label(b))}</a>"
                                              for b in groups) + "</p>")
     if ref is not None:
-        section, ref_rows = reference_section(ref, groups, runs, out)
-        h += section
+        from dislab.sweep.reproduction import section
+
+        parts, ref_rows = section(ref, groups, runs, lambda name, png, caption: _figure(out, name, png, caption))
+        h += parts
         _write_csv(out / "reference.csv", ref_rows)
     csv_rows = []
     for b, rows in groups.items():
@@ -327,7 +283,7 @@ def build(paths, out=None, reference: str | None = None) -> Path:
                  f"<td class='l'>{e(r.model)}</td><td class='l'>{e(' '.join(r.overrides))}</td>"
                  f"<td>{e(str(r.seed))}</td>"
                  f"<td class='l'>{e(budget_label(study.budget(r)))}</td><td class='l'>{e(r.status)}</td>"
-                 + "".join(f"<td>{_pm(*stats(finite([r.metrics.get(k)])))}</td>" for k in metrics) + "</tr>")
+                 + "".join(f"<td>{fmt_stats(*stats(finite([r.metrics.get(k)])))}</td>" for k in metrics) + "</tr>")
     h.append("</table></div></details></body></html>")
     _write_csv(out / "table.csv", csv_rows)
     return atomic.write_text(out / "report.html", "\n".join(h) + "\n")

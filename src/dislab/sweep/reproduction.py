@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
+from html import escape as e
 
-from dislab.sweep.study import budget_label, knobs, stats
-from dislab.viz.report_plots import Panel
+from dislab.sweep.study import budget_label, direction, fmt_stats, knobs, stats
+from dislab.viz.report_plots import Panel, distributions
 
 
 def settings_of(key: str, settings: dict) -> tuple[str, dict] | None:
@@ -115,3 +116,45 @@ def caveats(groups: dict, ref, runs) -> list[str]:
     if notes:
         out.append("Scored with settings other than the metrics' defaults (the study's): " + "; ".join(notes) + ".")
     return out
+
+
+def _budget_vs(b, steps: int) -> str:
+    if b is not None and b >= steps:
+        return e(budget_label(b))
+    share = "below the published budget" if b is None else f"{100 * b / steps:.2g}% of the published {steps:,}"
+    return f"{e(budget_label(b))} <span class='bad'>({share})</span>"
+
+
+def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
+    """The report's HTML for the comparison, and its rows for ``reference.csv``; ``figure(name, png,
+    caption)`` writes a figure and returns its HTML."""
+    records = compare(groups, ref)
+    sources = list(dict.fromkeys(p.source for r in records for p in r.published))
+    h = [f"<h2 id='reference'>Against published numbers: {e(ref.TITLE)}</h2>",
+         f"<p>The published setting trains {ref.STEPS:,} steps on {e(ref.DATASET)}. Coloured bars: published values, "
+         "one colour per source (legend below the figure; full sources under the table). A “best reported” value "
+         "is the best one paper reported for that method, not a mean over seeds.</p>"]
+    h += [f"<p class='warn'>{e(c)}</p>" for c in caveats(groups, ref, runs)]
+    panels_ = panels(records, groups)
+    for p in panels_:
+        p.title = f"{p.title} {direction(p.title)}"
+    if panels_:
+        h.append(figure("reference.png", distributions(panels_, ncols=3),
+                         "Our scores per model (one point per run) beside the published values"))
+    h.append("<div class='scroll'><table id='reference-table'><tr><th class='l'>metric</th><th class='l'>model</th>"
+             "<th>ours: mean ± std</th><th>n</th><th class='l'>budget</th><th class='l'>published</th></tr>")
+    csv_rows, previous = [], None
+    for r in records:
+        pubs = "; ".join(f"{p.value:.2f} ({e(p.kind)}) [{sources.index(p.source) + 1}]" for p in r.published)
+        first = " class='first'" if r.metric != previous else ""
+        previous = r.metric
+        h.append(f"<tr{first}><td class='l'>{e(r.metric)} {direction(r.metric)}</td><td class='l'>{e(r.model)}</td>"
+                 f"<td>{fmt_stats(r.mean, r.std, r.n)}</td><td>{r.n}</td>"
+                 f"<td class='l'>{_budget_vs(r.budget, ref.STEPS) if r.n else 'no runs'}</td>"
+                 f"<td class='l'>{pubs or '<span class=u>none held</span>'}</td></tr>")
+        for p in r.published or [None]:
+            csv_rows.append({"metric": r.metric, "model": r.model, "budget": r.budget, "ours_mean": r.mean,
+                             "ours_std": r.std, "n": r.n, "published": p.value if p else "",
+                             "kind": p.kind if p else "", "source": p.source if p else ""})
+    h.append("</table></div><ol class='sources'>" + "".join(f"<li>{e(s)}</li>" for s in sources) + "</ol>")
+    return h, csv_rows

@@ -172,6 +172,10 @@ def stats(values: list[float]) -> tuple[float, float, int]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values)
 
 
+def fmt_stats(mean: float, std: float, n: int) -> str:
+    return "–" if n == 0 else f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
+
+
 # Which way is better. Scores of disentanglement, completeness, informativeness and model selection
 # (UDR) are better high; the unsupervised scores of Locatello et al. 2019 measure dependence between
 # latents (a factorised code scores 0), and fairness measures how much predictions move under

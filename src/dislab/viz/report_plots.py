@@ -85,12 +85,9 @@ def distributions(panels: list[Panel], ncols: int = 4) -> bytes:
             color = colors[j % len(colors)] if k > 1 else "k"
             for i, vals in enumerate(per_x):
                 points(ax, i + off, vals, color, width=width, rng=rng, label=label if label and i == 0 else None)
-        shown = False
         for i, base in enumerate(p.baseline):
             if base:
-                ax.scatter([i + 0.38] * len(base), base, marker="x", s=18, color="0.55", zorder=2,
-                           label=None if shown else "untrained")
-                shown = True
+                ax.scatter([i + 0.38] * len(base), base, marker="x", s=18, color="0.55", zorder=2)
         for x, value, src in p.refs:
             color = REF_COLORS[sources.index(src) % len(REF_COLORS)]
             ax.hlines(value, x - 0.42, x + 0.42, color=color, lw=2.2, zorder=4)
@@ -101,14 +98,17 @@ def distributions(panels: list[Panel], ncols: int = 4) -> bytes:
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[1]:
             ax.legend(fontsize=7, loc="best", frameon=False)
-    bottom = 0.0
-    if sources:
-        from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D
 
-        handles = [Line2D([], [], color=REF_COLORS[i % len(REF_COLORS)], lw=2.2) for i in range(len(sources))]
-        fig.legend(handles, [f"published: {s}" for s in sources], loc="lower center", fontsize=8, frameon=False,
-                   ncol=min(2, len(sources)))
-        bottom = min(0.3, 0.25 * -(-len(sources) // 2) / fig.get_figheight())
+    handles = [Line2D([], [], color=REF_COLORS[i % len(REF_COLORS)], lw=2.2) for i in range(len(sources))]
+    labels = [f"published: {s}" for s in sources]
+    if any(b for p in panels for b in p.baseline):
+        handles.append(Line2D([], [], color="0.55", marker="x", ls="none"))
+        labels.append("the untrained network")
+    bottom = 0.0
+    if labels:
+        fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False, ncol=min(3, len(labels)))
+        bottom = min(0.3, 0.25 * -(-len(labels) // 3) / fig.get_figheight())
     return _png(fig, bottom)
 
 
