@@ -71,9 +71,9 @@ def knobs(run: Run) -> dict:
         m = _INTERPOLATION.match(str(raw.get(key, "")))
         if "." in key and ((m and m.group(1) in cfg) or leaf == "_partial_" or key == "model._target_"):
             continue  # a top-level knob's copy, or not a setting
-        if leaf == "_target_":
-            key, value = key.rsplit(".", 1)[0], str(value).split(".")[-2 if key.split(".")[0] in ("net", "dataset")
-                                                                     else -1]
+        if leaf == "_target_":  # a class: dislab's by its module (the option's name), others by class name
+            key, parts = key.rsplit(".", 1)[0], str(value).split(".")
+            value = parts[-2] if parts[0] == "dislab" and len(parts) > 2 else parts[-1]
         out[key] = value
     out.update({k: v for k, v in run.choices.items() if k not in IGNORED_GROUPS and v is not None})
     return out
