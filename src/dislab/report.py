@@ -264,8 +264,8 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         _write_csv(out / "reference.csv", ref_rows)
     csv_rows = []
     for b, rows in groups.items():
-        section, rows_csv = budget_section(b, rows, metrics, out, histories)
-        h += section
+        parts, rows_csv = budget_section(b, rows, metrics, out, histories)
+        h += parts
         csv_rows += rows_csv
     failed = [r for r in runs if r.status != "done"]
     if failed:
@@ -303,9 +303,13 @@ def main(argv=None) -> int:
         if args.reference:
             from dislab.references import load
 
-            load(args.reference)
+            load(args.reference)  # an unknown name: one line, nothing written
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
         path = build(args.dirs, args.out, args.reference)
-    except (FileNotFoundError, ValueError) as err:  # ValueError: only load() raises it here
+    except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"report: {path.resolve()}")
