@@ -38,5 +38,5 @@ bench: install ## measure speed as ratios (training vs bare loop, data, encoding
 lock: test ## after the suite passed: pin the installed versions in constraints.txt (make install uses them)
 	$(PY) scripts/lock.py > $(CONSTRAINTS).new && mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
-report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] (default: newest sweep)
-	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1))
+report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=locatello2019] (default: newest sweep)
+	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF))
