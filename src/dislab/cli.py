@@ -87,14 +87,15 @@ def check_overrides(argv: list[str] | None = None, conf: Path = CONF, config_nam
                           f"see `python train.py --cfg job`")
 
 
-EXIT_CODES = {"ConfigError": 2, "NonFiniteError": 3}
+EXIT_CODES = {"ConfigError": 2, "NonFiniteError": 3, "Interrupted": 143}  # 143: as a process ended by SIGTERM
 
 
 @contextlib.contextmanager
 def report_errors():
     """Turn an anticipated failure into one line on stderr and a non-zero exit status (2: bad
-    configuration or input; 3: non-finite loss; 1: an I/O failure such as a full disk). Inside a
-    Hydra multirun the error is re-raised instead, so Hydra records it and the sibling jobs go on."""
+    configuration or input; 3: non-finite loss; 143: stopped by SIGTERM after a checkpoint; 1: an I/O
+    failure such as a full disk). Inside a Hydra multirun the error is re-raised instead, so Hydra
+    records it and the sibling jobs go on."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.errors import InstantiationException
 
