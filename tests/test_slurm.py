@@ -353,3 +353,23 @@ def test_usr2_saves_a_checkpoint_at_the_next_step_then_runs_submitits_handler(tm
         assert calls == [signal.SIGUSR2]
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_sigterm_before_training_ends_the_job_as_training_starts(tmp_path):
+    """As at a SLURM job's start: submitit ignores SIGTERM; dislab notes it and stops at on_train_start."""
+    from conftest import FAST, compose
+    from dislab.callbacks import checkpoint
+    from dislab.callbacks.checkpoint import Interrupted
+    from dislab.train import run
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        checkpoint.catch_signals(sigterm=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        with pytest.raises(Interrupted, match=r"SIGTERM before training started \(at step 0\)"):
+            run(compose([*FAST, f"run_dir={tmp_path}"]))
+        assert (tmp_path / "error.txt").read_text().startswith("Interrupted: SIGTERM before training started")
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+        checkpoint._seen[signal.SIGTERM] = checkpoint._seen[signal.SIGUSR2] = False

@@ -7,6 +7,8 @@ USR2 (submitit's warning, ``--signal=USR2@<signal_delay_s>``, before the time li
 pre-emption): saved at the end of the step, then the handler that was there before runs —
 submitit's, which requeues the job when its rules allow (pre-emption; ``max_num_timeout`` left),
 so it resumes from this checkpoint — and otherwise training goes on until it ends or SIGTERM comes.
+In a SLURM job both signals are caught from the job's start (``catch_signals``): a USR2 before
+training waits for the first step, a SIGTERM before training ends the run as training starts.
 """
 
 from __future__ import annotations
@@ -56,14 +58,17 @@ class AtomicCheckpoint(Callback):
                 self.history.flush()
 
     def on_train_start(self, trainer, pl_module):
-        catch_usr2()
+        catch_signals()
+        if _seen[signal.SIGTERM]:
+            raise Interrupted(f"SIGTERM before training started (at step {trainer.global_step}); re-run the same "
+                              f"command to {'resume' if trainer.global_step else 'start it again'}")
 
     def _usr2_now(self, trainer) -> bool:
         if trainer.world_size > 1:  # every rank must save at the same step
             if trainer.global_step % USR2_SYNC_EVERY:
                 return False
-            return bool(trainer.strategy.reduce_boolean_decision(_usr2["seen"], all=False))
-        return _usr2["seen"]
+            return bool(trainer.strategy.reduce_boolean_decision(_seen[signal.SIGUSR2], all=False))
+        return _seen[signal.SIGUSR2]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -71,13 +76,13 @@ class AtomicCheckpoint(Callback):
         if trainer.received_sigterm or usr2 or (self.every and step % self.every == 0 and step < trainer.max_steps):
             self.save(trainer)
         if usr2:
-            _usr2["seen"] = False
+            _seen[signal.SIGUSR2] = False
             log.warning("USR2 at step %d (time limit near, or pre-emption): checkpoint saved to %s", step, self.path)
             self._chain(step)
 
     def _chain(self, step: int):
         """Run the USR2 handler that was there before (submitit's: requeue, or not)."""
-        previous = _usr2["previous"]
+        previous = _previous.get(signal.SIGUSR2)
         if not callable(previous):
             return
         try:
@@ -89,16 +94,21 @@ class AtomicCheckpoint(Callback):
             log.warning("%s; training goes on until SIGTERM or the end", str(e).strip().splitlines()[-1].rstrip("."))
 
 
-_usr2 = {"seen": False, "previous": None}
+_seen = {signal.SIGUSR2: False, signal.SIGTERM: False}
+_previous = {}
 
 
-def _note_usr2(signum, frame):
-    _usr2["seen"] = True
+def _note(signum, frame):
+    _seen[signum] = True
 
 
-def catch_usr2() -> None:
+def catch_signals(sigterm: bool = False) -> None:
     """From now on USR2 is only noted: the next step end saves a checkpoint, then runs the handler that
-    was there before (submitit's). A SLURM job calls this at its start (``dislab.sweep.slurm``), so a
-    warning that comes before training starts waits for the first step instead of ending the job."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGUSR2) is not _note_usr2:
-        _usr2["previous"] = signal.signal(signal.SIGUSR2, _note_usr2)
+    was there before (submitit's). A SLURM job calls this at its start (``dislab.sweep.slurm``) with
+    ``sigterm=True``, so that a warning before training waits for the first step instead of ending
+    the job, and a SIGTERM before training (which submitit ignores) ends the run as training starts."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGUSR2, signal.SIGTERM) if sigterm else (signal.SIGUSR2,):
+        if signal.getsignal(signum) is not _note:
+            _previous[signum] = signal.signal(signum, _note)

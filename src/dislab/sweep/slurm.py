@@ -139,14 +139,15 @@ class SlurmLauncher(SubmititSlurmLauncher):
     """hydra-submitit-launcher's ``SlurmLauncher`` that tolerates unfinished jobs (see the module)."""
 
     def __call__(self, *args, **kwargs):  # in the SLURM job, before Hydra runs it
-        from dislab.callbacks.checkpoint import catch_usr2
+        from dislab.callbacks.checkpoint import catch_signals
 
-        catch_usr2()
+        catch_signals(sigterm=True)
         return super().__call__(*args, **kwargs)
 
     def launch(self, job_overrides, initial_job_idx):
         assert self.config is not None
         params = resources(self.params, self.config)
+        self._asked = _request(params)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Submitit 'slurm' sweep output dir : %s (%s)", sweep_dir, _request(params))
@@ -224,8 +225,8 @@ class SlurmLauncher(SubmititSlurmLauncher):
                         j.sub.cancel(check=False)
                         running.remove(j)
                         j.ending = f"CANNOT_RUN {reason}"
-                        print(f"job {j.num} cannot run: SLURM says {reason}: {NEVER[reason]} "
-                              f"({_request(self.params)}); cancelled it", file=sys.stderr, flush=True)
+                        print(f"job {j.num} cannot run: SLURM says {reason}: {NEVER[reason]} ({self._asked}); "
+                              f"cancelled it", file=sys.stderr, flush=True)
                     elif state == "PENDING" and reason not in ("None", "", "BeginTime"):
                         waiting[reason] = waiting.get(reason, 0) + 1
                 now = ", ".join(f"{n} job{'s' * (n > 1)} waiting ({r})" for r, n in sorted(waiting.items()))
@@ -289,8 +290,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
             return f"failed: SLURM job {sub.job_id} ended without metrics.json ({detail}); see {sub.paths.stderr}"
         if ending.startswith("CANNOT_RUN"):
             reason = ending.split()[1]
-            return (f"cannot run: SLURM says {reason}: {NEVER[reason]} ({_request(self.params)}); change "
-                    f"hydra.launcher.* and re-run")
+            return f"cannot run: SLURM says {reason}: {NEVER[reason]} ({self._asked}); change hydra.launcher.*"
         if ending == "CANCELLED_HERE":
             status, what = "cancelled", "was cancelled by Ctrl-C on the sweep"
         else:
