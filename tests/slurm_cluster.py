@@ -23,7 +23,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo")
-CPUS, MEMORY_MB = 8, 8000   # announced to SLURM (slurmd accepts more than the machine has: config_overrides)
+CPUS, MEMORY_MB = 16, 16000   # announced to SLURM (slurmd accepts more than the machine has: config_overrides)
 
 
 class Unavailable(RuntimeError):

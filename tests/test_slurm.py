@@ -77,12 +77,35 @@ class Sweep:
 
     def array(self) -> str:
         """The SLURM job id of the sweep's (last) submission."""
-        subs = lambda: sorted((self.dir / ".submitit").glob("*_*"), key=lambda p: p.stat().st_mtime)  # noqa: E731
+        def subs():
+            found = [p for p in (self.dir / ".submitit").glob("*_*") if p.name.split("_")[0].isdigit() and p.is_dir()]
+            return sorted(found, key=lambda p: p.stat().st_mtime)
+
         return self.until("submission", subs)[-1].name.split("_")[0]
 
     def checkpoint(self, job: int):
         ckpt = self.dir / str(job) / "checkpoints" / "last.ckpt"
         return self.until(f"checkpoint of job {job}", ckpt.exists)
+
+
+@pytest.fixture(scope="module")
+def side_by_side(slurm, tmp_path_factory):
+    """Sweeps that need no test acting on them, started together (as on a shared cluster) when the
+    first test asks, each checked by its own test: a clean 2x2 sweep, DDP on the GPU partition, and
+    two requests the cluster cannot satisfy."""
+    d = tmp_path_factory.mktemp("side_by_side")
+    sweeps = {
+        "clean": Sweep(slurm, d / "clean", *SLURM, "model=beta_vae,vae", "seed=0,1", "steps=3", *TINY),
+        "ddp": Sweep(slurm, d / "ddp", *SLURM, "hydra.launcher.partition=gpu", "seed=0", "steps=4",
+                     *[o for o in TINY if o != "eval_untrained=false"], "trainer=ddp", "trainer.devices=2"),
+        "refused": Sweep(slurm, d / "refused", *SLURM, "hydra.launcher.partition=nope", "seed=0,1", *TINY),
+        "big": Sweep(slurm, d / "big", *SLURM, "hydra.launcher.cpus_per_task=64", "seed=0,1", *TINY),
+    }
+    yield sweeps
+    for sweep in sweeps.values():  # a test that failed early may leave one running
+        if sweep.proc.poll() is None:
+            sweep.proc.kill()
+            sweep.proc.wait()
 
 
 def summary(sweep_dir) -> dict[str, dict]:
@@ -96,22 +119,12 @@ def unfinished(sweep_dir) -> dict[str, str]:
     return {u["run"]: u["status"] for c in cells for u in c["unfinished"]}
 
 
-def test_a_clean_two_by_two_sweep(slurm, tmp_path):
-    sweep = Sweep(slurm, tmp_path / "s", *SLURM, "model=beta_vae,vae", "seed=0,1", "steps=3", *TINY)
-    assert sweep.wait() == 0, sweep.output()[-4000:]
-    rows = summary(tmp_path / "s")
-    assert [rows[j]["status"] for j in "0123"] == ["done"] * 4
-    assert all(0 <= float(rows[j]["udr_lasso"]) <= 1 for j in "0123")
-    assert "4 jobs, 4 done" in sweep.output()
-    script = next((tmp_path / "s" / ".submitit").glob("*/*_submission.sh")).read_text()
-    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1GB" in script and "gpus" not in script
-
-
-def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_only_those(slurm, tmp_path):
+def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_only_those(slurm, side_by_side,
+                                                                                       tmp_path):
     """Five jobs at once: 0 trains; 1 fails (a corrupt checkpoint); 2 is scancel'ed; 3 gets SIGTERM
-    (scancel --signal=TERM: it saves and stops); 4 reaches a one-minute time limit (submitit's USR2
-    first, then SLURM's SIGTERM: it saves on both). Then the same command trains 1-4 only, resuming
-    2-4 from their checkpoints."""
+    (scancel --signal=TERM: it saves and stops); 4 gets USR2 (it saves and trains on), then reaches a
+    one-minute time limit (SIGTERM: it saves and stops). Then the same command trains 1-4 only,
+    resuming 2-4 from their checkpoints."""
     d, hold = tmp_path / "s", tmp_path / "hold"
     hold.mkdir()
     for job in (2, 3, 4):
@@ -123,7 +136,10 @@ def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_on
             "dataset._target_=held_toy.HeldToy", f"+dataset.hold={hold}"]
     sweep = Sweep(slurm, d, *args)
     arr = sweep.array()
-    sweep.checkpoint(4)  # training: the time-limit warning (USR2) will find it past its start
+    sweep.checkpoint(4)
+    log4 = d / "4" / "train.log"
+    slurm.run("scancel", "--signal=USR2", f"{arr}_4")  # as SLURM's warning would, but before the limit for sure
+    sweep.until("job 4's USR2 checkpoint", lambda: "USR2 at step" in log4.read_text())
     slurm.run("scontrol", "update", f"JobId={arr}_4", "TimeLimit=1")
     for job in (2, 3):
         sweep.checkpoint(job)
@@ -141,8 +157,8 @@ def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_on
     for j in "234":
         assert "checkpoint saved to" in rows[j]["error"] and "re-run the same command to resume" in rows[j]["error"]
     assert unfinished(d) == {"1": "failed", "2": "cancelled", "3": "interrupted", "4": "timed out"}
-    log4 = (d / "4" / "train.log").read_text()
-    assert "USR2 at step" in log4 and "timed-out too many times; training goes on" in log4, log4[-3000:]
+    text = log4.read_text()
+    assert "timed-out too many times; training goes on" in text, text[-3000:]  # submitit's rule: timeout_min=10
     out = sweep.output()
     assert "5 jobs, 1 done, 1 failed, 1 cancelled, 1 timed out, 1 interrupted" in out, out[-3000:]
     steps = {j: _step(d / j) for j in "234"}
@@ -163,6 +179,17 @@ def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_on
     assert "5 jobs, 5 done (1 from an earlier run, skipped)" in again.output()
 
 
+def test_a_clean_two_by_two_sweep(side_by_side):
+    sweep = side_by_side["clean"]
+    assert sweep.wait() == 0, sweep.output()[-4000:]
+    rows = summary(sweep.dir)
+    assert [rows[j]["status"] for j in "0123"] == ["done"] * 4
+    assert all(0 <= float(rows[j]["udr_lasso"]) <= 1 for j in "0123")
+    assert "4 jobs, 4 done" in sweep.output()
+    script = next((sweep.dir / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1GB" in script and "gpus" not in script
+
+
 def _step(run_dir) -> int:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
@@ -171,11 +198,49 @@ def _state(cluster, job: str) -> str:
     return cluster.jobs().get(job, ("",))[0]
 
 
+def test_requests_the_cluster_cannot_satisfy_get_one_line(slurm, side_by_side):
+    refused = side_by_side["refused"]
+    assert refused.wait() == 2
+    err = [line for line in refused.output().splitlines() if line.startswith(("error", "Traceback"))]
+    assert len(err) == 1 and err[0].startswith("error: SLURM refused the jobs: "), refused.output()
+    assert "Invalid partition name specified (partition=nope cpus_per_task=1 mem_gb=1" in err[0]
+
+    big = side_by_side["big"]
+    assert big.wait() == 1, big.output()[-4000:]
+    assert "job 0 cannot run: SLURM says PartitionConfig" in big.output()
+    rows = summary(big.dir)
+    assert [r["status"] for r in rows.values()] == ["cannot run"] * 2
+    assert "cpus_per_task=64" in rows["0"]["error"]
+    arr = big.array()
+    assert not [j for j, (state, _) in slurm.jobs().items() if j.split("_")[0] == arr and state == "PENDING"]
+
+
+def test_ddp_on_a_gpu_partition_one_task_per_device_and_rank_zero_alone_scores_the_untrained_network(side_by_side):
+    """trainer=ddp asks for trainer.devices GPUs and tasks; SLURM gives the job its two stand-in GPUs
+    and starts both ranks; finding no CUDA, Lightning's accelerator=auto trains on CPU (gloo)."""
+    sweep = side_by_side["ddp"]
+    d = sweep.dir
+    assert sweep.wait() == 0, sweep.output()[-4000:]
+    script = next((d / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --gpus-per-node=2" in script and "#SBATCH --ntasks-per-node=2" in script
+    saved = json.loads((d / "0" / "metrics.json").read_text())
+    assert saved["global_step"] == 4 and saved["untrained"]
+    logs = {p.name: p.read_text() for p in (d / ".submitit").glob("*/*_log.*")}
+    rank1 = "".join(t for n, t in logs.items() if "_1_log" in n)
+    assert "distributed_backend=gloo" in "".join(logs.values()) and "global_rank=1(2)" in rank1, sorted(logs)
+    assert (d / "0" / "train.log").read_text().count("untrained: {") == 1
+    assert "untrained: {" not in rank1
+
+
 def test_preemption_requeue_on_usr2_and_ctrl_c(slurm, tmp_path):
     """Two held jobs in partition `low` with a 20-minute limit. A `high` job needing all but one free
     CPU pre-empts one of them (PreemptMode=CANCEL). The other gets USR2 early (submitit's pre-emption
     signal): it saves, submitit requeues it and it resumes from its checkpoint; then Ctrl-C on the
     sweep cancels it. Both keep checkpoints, and the summary names them."""
+    end = time.time() + WAIT
+    while any(s in ("RUNNING", "COMPLETING") for s, _ in slurm.jobs().values()):  # a quiet node: CPUs counted below
+        assert time.time() < end, slurm.jobs()
+        time.sleep(1)
     d, hold = tmp_path / "s", tmp_path / "hold"
     hold.mkdir()
     for job in (0, 1):
@@ -211,40 +276,6 @@ def test_preemption_requeue_on_usr2_and_ctrl_c(slurm, tmp_path):
     assert "Ctrl-C: cancelled SLURM job" in sweep.output()
     assert unfinished(d) == {str(victim): "pre-empted", str(other): "cancelled"}
     assert 0 < _step(d / str(victim)) < 200 and resumed_at <= _step(d / str(other)) < 200
-
-
-def test_requests_the_cluster_cannot_satisfy_get_one_line(slurm, tmp_path):
-    refused = Sweep(slurm, tmp_path / "a", *SLURM, "hydra.launcher.partition=nope", "seed=0,1", "steps=3", *TINY)
-    assert refused.wait() == 2
-    err = [line for line in refused.output().splitlines() if line.startswith(("error", "Traceback"))]
-    assert len(err) == 1 and err[0].startswith("error: SLURM refused the jobs: "), refused.output()
-    assert "Invalid partition name specified (partition=nope cpus_per_task=1 mem_gb=1" in err[0]
-
-    big = Sweep(slurm, tmp_path / "b", *SLURM, "hydra.launcher.cpus_per_task=64", "seed=0,1", "steps=3", *TINY)
-    assert big.wait() == 1, big.output()[-4000:]
-    assert "job 0 cannot run: SLURM says PartitionConfig" in big.output()
-    rows = summary(tmp_path / "b")
-    assert [r["status"] for r in rows.values()] == ["cannot run"] * 2
-    assert "cpus_per_task=64" in rows["0"]["error"]
-    assert not [j for j, (s, _) in slurm.jobs().items() if s == "PENDING"]
-
-
-def test_ddp_on_a_gpu_partition_one_task_per_device_and_rank_zero_alone_scores_the_untrained_network(slurm, tmp_path):
-    """trainer=ddp asks for trainer.devices GPUs and tasks; SLURM gives the job its two stand-in GPUs
-    and starts both ranks; finding no CUDA, Lightning's accelerator=auto trains on CPU (gloo)."""
-    d = tmp_path / "s"
-    sweep = Sweep(slurm, d, *SLURM, "hydra.launcher.partition=gpu", "seed=0", "steps=4",
-                  *[o for o in TINY if o != "eval_untrained=false"], "trainer=ddp", "trainer.devices=2")
-    assert sweep.wait() == 0, sweep.output()[-4000:]
-    script = next((d / ".submitit").glob("*/*_submission.sh")).read_text()
-    assert "#SBATCH --gpus-per-node=2" in script and "#SBATCH --ntasks-per-node=2" in script
-    saved = json.loads((d / "0" / "metrics.json").read_text())
-    assert saved["global_step"] == 4 and saved["untrained"]
-    logs = {p.name: p.read_text() for p in (d / ".submitit").glob("*/*_log.*")}
-    rank1 = "".join(t for n, t in logs.items() if "_1_log" in n)
-    assert "distributed_backend=gloo" in "".join(logs.values()) and "global_rank=1(2)" in rank1, sorted(logs)
-    assert (d / "0" / "train.log").read_text().count("untrained: {") == 1
-    assert "untrained: {" not in rank1
 
 
 # ---- without a cluster -------------------------------------------------------------------------------
