@@ -16,9 +16,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-# how a job ended: done (metrics.json), else error.txt's first line "<status>: ..." (else failed),
-# else incomplete (no result, no error: still running, or killed without a word)
-STATUSES = ("done", "failed", "cancelled", "timed out", "pre-empted", "interrupted", "cannot run", "incomplete")
+# how a job ended: done (metrics.json), else what error.txt's first line "<status>: ..." names (any other
+# line: failed), else incomplete (no result, no error: still running, or killed without a word)
+NAMED = ("cancelled", "timed out", "pre-empted", "interrupted", "cannot run")
+STATUSES = ("done", "failed", *NAMED, "incomplete")
 
 # overrides that say where or how a job ran, not what it trained: never a hyperparameter
 NOT_HYPERPARAMETERS = ("seed", "launcher", "run_dir", "group", "sweep_name", "hydra", "threads")
@@ -82,7 +83,7 @@ def read_run(run_dir) -> Run:
         lines = error.read_text(errors="replace").strip().splitlines()
         run.error = lines[0] if lines else "failed (error.txt is empty)"
         said = run.error.split(":", 1)[0].lower()
-        run.status = said if said in STATUSES[2:-1] else "failed"
+        run.status = said if said in NAMED else "failed"
     return run
 
 
