@@ -293,6 +293,8 @@ def test_resources_follow_the_trainer_and_threads():
     assert got["ddp_cpu"] == {**base, "tasks_per_node": 2, "cpus_per_task": 1}
     mine = {**base, "gpus_per_node": 2, "cpus_per_task": 6}  # what the user sets wins
     assert resources(mine, compose(["trainer=gpu"])) == mine
+    assert resources({**base, "mem_gb": None}, compose(["trainer=ddp", "trainer.devices=4"]))["mem_gb"] == 32
+    assert resources({**base, "mem_gb": None}, compose([]))["mem_gb"] == 8
     with pytest.raises(SystemExit):
         resources(base, compose(["trainer=ddp"]))  # devices=auto: how many GPUs would a job ask for?
 

@@ -20,8 +20,8 @@ This subclass submits the same way and waits itself, asking ``squeue`` (which ke
   Ctrl-C stops waiting) and writes the summary.
 
 Resources left ``null`` follow the run: ``gpus_per_node`` from the trainer (``trainer=gpu``: its
-``devices``; ``trainer=ddp``: ``trainer.devices``, one task per device, also on CPU), and
-``cpus_per_task`` from ``threads``. The jobs themselves checkpoint on SIGTERM and USR2
+``devices``; ``trainer=ddp``: ``trainer.devices``, one task per device, also on CPU),
+``cpus_per_task`` from ``threads``, ``mem_gb`` 8 GB per task. The jobs themselves checkpoint on SIGTERM and USR2
 (``dislab.callbacks.checkpoint``).
 """
 
@@ -56,6 +56,7 @@ ENDINGS = {"CANCELLED": ("cancelled", "was cancelled (scancel)"), "TIMEOUT": ("t
 # slurmstepd's last words in a job's log: "*** JOB 12 ON node CANCELLED AT <time> DUE TO TIME LIMIT ***"
 STEPD = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 STEPD_STATES = {None: "CANCELLED", "TIME LIMIT": "TIMEOUT", "PREEMPTION": "PREEMPTED", "NODE FAILURE": "NODE_FAIL"}
+MEM_GB = 8  # host memory per task when mem_gb=null: a CPU run peaks near 0.6 GB, dataset=images caches 4 GB
 # pending reasons under which a job never starts as requested: cancel it and say so
 NEVER = {"PartitionConfig": "the request exceeds what the partition's nodes or limits allow",
          "BadConstraints": "no node satisfies the request's constraints",
@@ -84,8 +85,8 @@ def logged_ending(job) -> str | None:
 
 
 def resources(params: dict, config: DictConfig) -> dict:
-    """``params`` with ``gpus_per_node``/``tasks_per_node``/``cpus_per_task`` filled from the run
-    where the user left them to it (``null``, or one task)."""
+    """``params`` with ``gpus_per_node``/``tasks_per_node``/``cpus_per_task``/``mem_gb`` filled from
+    the run where the user left them to it (``null``, or one task)."""
     params = dict(params)
     trainer = config.get("trainer") or {}
     accelerator = str(trainer.get("accelerator", "auto")).lower()
@@ -105,6 +106,8 @@ def resources(params: dict, config: DictConfig) -> dict:
         params["tasks_per_node"] = count
     if params.get("cpus_per_task") is None:
         params["cpus_per_task"] = int(config.get("threads") or 1)
+    if params.get("mem_gb") is None:  # submitit's mem_gb is per node: MEM_GB per task
+        params["mem_gb"] = MEM_GB * params.get("tasks_per_node", 1)
     return params
 
 
