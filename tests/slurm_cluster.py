@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -23,7 +24,9 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo")
-CPUS, MEMORY_MB = 16, 16000   # announced to SLURM (slurmd accepts more than the machine has: config_overrides)
+CPUS, MEMORY_MB = 16, 16000
+ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+         "DEADLINE"}   # announced to SLURM (slurmd accepts more than the machine has: config_overrides)
 
 
 class Unavailable(RuntimeError):
@@ -51,10 +54,15 @@ class Cluster:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted((self.root / "log").iterdir()))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 120) -> None:
+        """Cancel every job and wait for it to end (its slurmstepd would outlive the daemons), stop
+        the daemons, then kill whatever still runs with this cluster's ``SLURM_CONF``."""
+        end = time.time() + timeout
         try:
             self.run("scancel", "--user", "root", check=False, timeout=20)
-        except (OSError, subprocess.SubprocessError):
+            while time.time() < end and any(s not in ENDED for s, _ in self.jobs().values()):
+                time.sleep(1)
+        except (OSError, RuntimeError, subprocess.SubprocessError):
             pass
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -66,6 +74,23 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.procs.clear()
+        for pid in self.leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def leftovers(self) -> list[int]:
+        """Processes started under this cluster (their environment holds its ``SLURM_CONF``)."""
+        mine = f"SLURM_CONF={self.env['SLURM_CONF']}".encode()
+        found = []
+        for p in Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and mine in (p / "environ").read_bytes().split(b"\0"):
+                    found.append(int(p.name))
+            except OSError:
+                pass
+        return [pid for pid in found if pid != os.getpid()]
 
 
 def missing() -> str | None:
