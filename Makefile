@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results
 	$(PY) train.py trainer=cpu metrics=mig
 
-test: install ## run the test suite (fast, offline, CPU)
+test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py)
+	scripts/install_slurm
 	$(PY) -m pytest -q
 
 lint: install ## ruff

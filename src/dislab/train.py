@@ -191,9 +191,10 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
 
 def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from dislab.callbacks.checkpoint import AtomicCheckpoint
+    from dislab.callbacks.checkpoint import AtomicCheckpoint, Interrupted
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
@@ -226,7 +227,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
         untrained = {}
-        if cfg.eval_untrained and not resume and os.environ.get("LOCAL_RANK", "0") == "0":
+        if cfg.eval_untrained and not resume and rank_zero_only.rank == 0:  # the global rank (SLURM_PROCID...)
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
@@ -240,8 +241,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         try:
             trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
         except SIGTERMException:
-            raise SystemExit(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
-                             f"re-run the same command to resume") from None
+            raise Interrupted(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
+                              f"re-run the same command to resume") from None
         ckpt.save(trainer)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # for in-process callers running more jobs
