@@ -12,8 +12,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from conftest import CONF, compose
-from dislab.cli import model_knobs
+from conftest import compose
 from dislab.data.datamodule import GroundTruthDataModule
 from dislab.data.toy import Toy
 from dislab.nets.mlp import MLP
@@ -278,27 +277,3 @@ def test_infogan_learns_the_toy_data():
     fake, real = m.decode(m.sample_latents(512)[0].numpy()), data.sample_observations(512, np.random.default_rng(0))
     assert abs(fake.mean() - real.mean()) < 0.3 * real.mean() and fake.std(0).mean() > 0.5 * real.std(0).mean()
     assert mig(data, m.represent, np.random.default_rng(0), num_train=2000)["mig"] > 0.04
-
-
-# -- sweep presets ----------------------------------------------------------------------------------
-SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
-
-
-def test_every_model_has_a_sweep_preset():
-    models = {p.stem for p in (CONF / "model").glob("*.yaml")}
-    assert {f"{m}_grid" for m in models} <= set(SWEEPS)
-
-
-@pytest.mark.parametrize("sweep", SWEEPS)
-def test_sweep_preset_is_a_multirun_over_its_models_knobs_and_five_seeds(sweep):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[f"sweep={sweep}"], return_hydra_config=True)
-    model = sweep.removesuffix("_grid")
-    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.runtime.choices.model == model
-    params = dict(cfg.hydra.sweeper.params)
-    assert params.pop("seed") == "range(5)"
-    assert set(params) <= set(model_knobs()[model]), params
-    assert all(len(str(v).split(",")) == 6 for v in params.values())

@@ -9,7 +9,8 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 
-from conftest import CONF, compose
+from conftest import CONF
+from dislab.cli import model_knobs
 from dislab.evaluate import metric_settings
 from dislab.nets.mlp import MLP
 
@@ -74,8 +75,8 @@ def _model(cfg):
     return instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=737_280)
 
 
-def test_every_study_method_has_its_preset():
-    assert set(GRIDS) <= set(PRESETS)
+def test_every_model_has_a_preset():
+    assert set(GRIDS) | {p.stem for p in (CONF / "model").glob("*.yaml")} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("model", PRESETS)
@@ -89,6 +90,8 @@ def test_preset_trains_the_studys_budget_and_settings(model):
     if model in GRIDS:
         knob, grid = GRIDS[model]
         assert set(params) == {knob} and _values(knob, params[knob]) == grid
+    else:  # not in the study: grids over the model's own knobs
+        assert set(params) <= set(model_knobs()[model]) and all(len(_values(k, v)) == 6 for k, v in params.items())
     assert set(cfg.metrics) == set(METRICS)
     settings = metric_settings(instantiate(cfg.metrics))
     for name, knobs in METRICS.items():
