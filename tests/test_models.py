@@ -247,6 +247,24 @@ def test_infogan_mi_terms_are_lower_bounds_of_the_code_entropy():
     assert mi["mi"].item() == pytest.approx(mi["mi_cat"].item() + mi["mi_cont"].item())
 
 
+def test_infogan_losses_from_d_and_q_outputs_by_hand():
+    """Chen et al. 2016 eq. 6, as openai/InfoGAN: D's loss -log D(x) - log(1 - D(G)) - lam MI, G's
+    non-saturating -log D(G) - lam MI, the same MI lower bound in both (D's step does not move D here)."""
+    m = _model("infogan", "lam=2.5", "n_cat=1", "cat_dim=3", "n_cont=2", z_dim=8)
+    m.disc_lr = 0.0
+    seen = []
+    m.d_head.register_forward_hook(lambda mod, i, o: seen.append(o.detach().squeeze(1)))
+    _fit(m, 1)
+    both, fake = seen  # D's logits on [real; fake] (D's loss), then on fake again (G's loss)
+    real, fake_d = both[: len(fake)], both[len(fake):]
+    sp, t = torch.nn.functional.softplus, m.last_terms
+    assert t["gan_d"].item() == pytest.approx((sp(-real).mean() + sp(fake_d).mean()).item(), rel=1e-5)
+    assert t["gan_g"].item() == pytest.approx(sp(-fake).mean().item(), rel=1e-5)
+    assert abs(t["mi"].item()) > 0.1  # so a flipped or dropped MI term shows
+    assert t["disc_loss"].item() == pytest.approx(t["gan_d"].item() - 2.5 * t["mi"].item(), rel=1e-3)
+    assert t["loss"].item() == pytest.approx(t["gan_g"].item() - 2.5 * t["mi"].item(), rel=1e-5)
+
+
 def test_infogan_refuses_a_layout_larger_than_z_dim():
     from dislab.models.infogan import InfoGAN
 
