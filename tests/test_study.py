@@ -38,14 +38,15 @@ STEPS = {"factor_vae": 150_000}
 VAE_ADAM = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8}
 D_ADAM = {"lr": 1e-4, "betas": (0.5, 0.9), "eps": 1e-8}
 INFOGAN_ADAM = ({"lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8}, {"lr": 2e-4, "betas": (0.5, 0.999), "eps": 1e-8})
-# metric_configs/*.gin (downstream_task is not in dislab yet)
+# metric_configs/*.gin (downstream_task is not in dislab yet), and what the metrics' code fixes:
+# GradientBoostingClassifier() (100 depth-3 stages, lr 0.1), LinearSVC(C=0.01), LogisticRegression() (C=1)
 METRICS = {
     "mig": {"num_train": 10_000, "num_bins": 20},
-    "dci": {"num_train": 10_000, "num_test": 5_000},
-    "sap": {"num_train": 10_000, "num_test": 5_000, "continuous_factors": False},
-    "modularity": {"num_train": 10_000, "num_test": 5_000, "num_bins": 20},
+    "dci": {"num_train": 10_000, "num_test": 5_000, "n_estimators": 100, "learning_rate": 0.1, "max_depth": 3},
+    "sap": {"num_train": 10_000, "num_test": 5_000, "continuous_factors": False, "C": 0.01},
+    "modularity": {"num_train": 10_000, "num_test": 5_000, "num_bins": 20, "C": 1.0},
     "unsupervised": {"num_train": 10_000, "num_bins": 20},
-    "beta_vae_score": {"batch_size": 64, "num_train": 10_000, "num_eval": 5_000},
+    "beta_vae_score": {"batch_size": 64, "num_train": 10_000, "num_eval": 5_000, "C": 1.0},
     "factor_vae_score": {"batch_size": 64, "num_train": 10_000, "num_eval": 5_000, "num_variance_estimate": 10_000,
                          "prune_threshold": 0.05},
 }
