@@ -156,6 +156,17 @@ def test_beta_tcvae_tc_is_disentanglement_libs_plus_its_dropped_constant():
     assert logs["tc_mws"].item() == pytest.approx(dlib + (2 - 1) * math.log(N * M), rel=1e-10)
 
 
+def test_beta_tcvae_n_is_the_training_set_size():
+    from hydra.utils import instantiate
+
+    from conftest import compose
+    from dislab.load import build_model
+
+    cfg = compose(["model=beta_tcvae", "dataset=toy", "net=mlp", "+net.hidden=8"])
+    data = instantiate(cfg.dataset)
+    assert build_model(cfg, data).dataset_size == len(data) == 1024
+
+
 def test_mss_is_unbiased_by_enumerating_every_batch_of_a_tiny_data_set():
     """Data set of 4 points, batches of 3 holding x_0 first and two others drawn without replacement:
     the MSS estimate of q(z_0) averaged over all 6 such batches is exactly (1/4) sum_n q(z_0|x_n)."""

@@ -346,6 +346,28 @@ def test_udr_score_is_the_median_of_the_others_lasso_similarity_to_it():
     assert max(abs(a - b) for a, b, _ in medians) > 0.01 and max(abs(a - c) for a, _, c in medians) > 0.01
 
 
+def test_udr_counts_a_latent_above_disentanglement_libs_kl_threshold_of_0_01():
+    from dislab.metrics.udr import udr
+
+    m = _grid().astype(float)
+    a = {"means": m, "kl": np.array([0.02, 1.0, 1.0, 1.0]), "eval_seed": 0}  # latent 0: KL 0.02 > 0.01
+    b = {"means": m[:, [1, 0, 3, 2]], "kl": np.ones(4), "eval_seed": 0}
+    assert [r["udr_spearman"] for r in udr([a, b])] == pytest.approx([1.0, 1.0], abs=1e-12)
+
+
+@pytest.mark.parametrize("name, defaults", [
+    ("irs", {"diff_quantile": 0.99, "num_bins": 20}),  # disentanglement_lib irs.py; factors discretised, 20 bins
+    ("udr", {"kl_threshold": 0.01, "alpha": 0.1}),  # compute_udr_sklearn; lasso_correlation_matrix
+    ("mig_chen", {"num_samples": 10_000}),  # rtqichen/beta-tcvae estimate_entropies
+])
+def test_metric_defaults_outside_the_study_list(name, defaults):
+    import importlib
+    import inspect
+
+    params = inspect.signature(getattr(importlib.import_module(f"dislab.metrics.{name}"), name)).parameters
+    assert {k: params[k].default for k in defaults} == defaults
+
+
 # -- shared helpers ---------------------------------------------------------------------------------
 def test_mutual_information_is_bitwise_scikit_learns():
     from sklearn.metrics import mutual_info_score

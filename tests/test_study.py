@@ -29,7 +29,7 @@ FIXED = {  # the model's attributes for a grid value v
     "factor_vae": lambda v: {"gamma": v},
     "dip_vae_i": lambda v: {"lambda_od": v, "lambda_d": 10 * v},  # lambda_d_factor 10
     "dip_vae_ii": lambda v: {"lambda_od": v, "lambda_d": 1 * v},  # lambda_d_factor 1
-    "beta_tcvae": lambda v: {"beta": v, "alpha": 1, "gamma": 1},  # dlib's BetaTCVAE: alpha = gamma = 1
+    "beta_tcvae": lambda v: {"beta": v, "alpha": 1, "gamma": 1, "estimator": "mws"},  # dlib: alpha = gamma = 1, MWS
 }
 # shared.gin: model.training_steps 300000, batch_size 64, encoder.num_latent 10, conv_encoder/deconv_decoder,
 # vae/AdamOptimizer lr 1e-4 (0.9, 0.999, 1e-8), discriminator/AdamOptimizer lr 1e-4 (0.5, 0.9, 1e-8).
