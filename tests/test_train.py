@@ -40,7 +40,7 @@ def test_run_directory_holds_every_result(run_fast):
         assert (run_dir / "pictures" / name).stat().st_size > 0, name
     assert Image.open(run_dir / "pictures" / "traversals.gif").n_frames > 1
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
-    assert {"train/loss", "train/recon", "train/kl", "train/mi", "train/tc", "train/dwkl"} <= set(header)
+    assert {"train/loss", "train/recon", "train/kl", "train/mi_mws", "train/tc_mws", "train/dwkl_mws"} <= set(header)
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
 
 

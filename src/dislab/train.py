@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dislab import io, wandb_records
-from dislab.evaluate import metric_settings, representation
+from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 from dislab.viz.pictures import reconstructions, traversal_images
 
 log = logging.getLogger("dislab")
@@ -114,7 +114,9 @@ def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dic
     samples = model.decode(model.sample_prior(64, rng))
     trav = traversal_images(model, x)  # decoded once for the PNG and the GIF
     pics = {"traversals": image_grid(trav), "reconstructions": reconstructions(model, x),
-            "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:])), "kl": kl_bars(rep["kl"])}
+            "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:]))}
+    if "kl" in rep:  # a deterministic encoder has no posterior KL
+        pics["kl"] = kl_bars(rep["kl"])
     if rep["factors"].shape[1]:
         pics["mi_heatmap"] = mutual_info_heatmap(mutual_info_matrix(rep["means"], rep["factors"]), data.factor_names,
                                                  factor_entropy=discrete_entropy(rep["factors"]))
@@ -214,6 +216,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
     validate_data(cfg, data, final_metrics, explicit)
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
+    check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))

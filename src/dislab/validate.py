@@ -159,7 +159,7 @@ MODELS = {name: ("recon", *knobs.split()) for name, knobs in {
     "factor_vae": "gamma disc_lr disc_betas", "aae": "lam disc_hidden disc_lr disc_betas",
     "infogan": "lam n_cat cat_dim n_cont disc_lr disc_betas",
 }.items()}
-NETS = {"conv64": {}, "mlp": {"hidden": integer(1)}}
+NETS = {"conv64": {}, "conv64_paper": {}, "mlp": {"hidden": integer(1)}}
 
 def _device_ok(v) -> bool:
     """``dataset.device`` (``dislab.data._device.check_device``): a known value, and a GPU only where one
