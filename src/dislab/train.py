@@ -226,10 +226,10 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
             log.info("untrained: %s", untrained)
-        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
-        callbacks = [ckpt, NanGuard(cfg.nan_policy),
-                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition),
-                     *extra_callbacks]
+        guard = NanGuard(cfg.nan_policy)
+        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
+        during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
+        callbacks = [ckpt, guard, during_cb, *extra_callbacks]
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
                               default_root_dir=str(run_dir))
         try:
