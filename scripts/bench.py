@@ -4,8 +4,8 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 0. the per-step cost of the framework itself (what bounds a GPU, where the network costs almost
    nothing): training steps/s of the default run with a tiny network (an MLP of 32 units on 16x16
    toy images, batch 64, W&B logging and the progress bar on, metrics off) / a bare PyTorch loop
-   doing the same in the same process (render the step's batch, forward, backward, Adam), the
-   median of paired rounds (target >= 0.8); ``--tiny-only`` measures this alone;
+   doing the same in the same process (render the step's batch, forward, backward, Adam), in
+   interleaved rounds, the median of their ratios (target >= 0.8); ``--tiny-only`` measures this alone;
 1. training steps/s of the default run (logging on, metrics off) / a bare PyTorch loop over the
    same network, batch, loss and optimizer on an in-memory tensor (target >= 0.95), and / the same
    bare loop with no tuning at all, at the same thread count (target >= 1.3; also reported at
@@ -79,45 +79,70 @@ def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True, default_th
 TINY = ["dataset=toy", "+dataset.size=16", "net=mlp", "+net.hidden=32", "batch_size=64"]
 
 
-def bare_rendering_loop(steps: int, warmup: int, overrides) -> dict:
-    """The framework's work per step and nothing else: batch t rendered from ``default_rng([seed, t])``
-    as the data module does, then the loss, backward and the run's Adam, at the run's thread count."""
+def tiny(steps: int, warmup: int, rounds: int, overrides) -> dict:
+    """The per-step cost of the framework with a network that costs almost nothing, interleaved in
+    this one process so that both sides see the same machine load: one framework run (default
+    trainer: progress bar and W&B logging on; metrics off) that, after every ``steps`` of its steps,
+    hands the process to a bare loop for as many steps (batch t rendered from
+    ``default_rng([seed, t])`` as the data module does, loss, backward, the run's Adam, on its own
+    copy of the model). Each pair is a round: the median of the rounds' ratios and the pooled one."""
+    import itertools
+    import tempfile
+
     import numpy as np
     import torch
+    from pytorch_lightning import Callback
 
-    cfg = _compose(overrides)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    torch.manual_seed(0)
+    from dislab.train import run
+
+    over = [*TINY, *overrides]
+    cfg = _compose(over)
     data, model = _build(cfg, compile=bool(cfg.compile))
     opt = model.configure_optimizers()
-    for i in range(steps + warmup):
-        if i == warmup:
-            t0 = time.perf_counter()
-        x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng([cfg.seed, i])))
-        loss = model.losses(x)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return {"steps_per_s": steps / (time.perf_counter() - t0)}
+    batch_ids = itertools.count()
+
+    def bare(n: int) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            rng = np.random.default_rng([cfg.seed, next(batch_ids)])
+            loss = model.losses(torch.from_numpy(data.sample_observations(cfg.batch_size, rng)))["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    class Interleave(Callback):
+        """Framework time = from one training step's end to the next (data, hooks, step, logging);
+        wall-clock, and CPU time of the whole process (all threads: rendering, W&B)."""
+
+        def __init__(self):
+            self.last, self.fw, self.rounds = (0.0, 0.0), [0.0, 0.0], []
+
+        def on_train_batch_end(self, trainer, *args):
+            step, now = trainer.global_step, (time.perf_counter(), time.process_time())
+            if step < warmup:
+                return
+            if step > warmup:
+                self.fw = [f + n - last for f, n, last in zip(self.fw, now, self.last, strict=True)]
+            if step == warmup or (step - warmup) % steps == 0:
+                wall, cpu = bare(steps if step > warmup else warmup)
+                if step > warmup:
+                    self.rounds.append({"framework": steps / self.fw[0], "bare": steps / wall,
+                                        "ratio": wall / self.fw[0], "cpu_ratio": cpu / self.fw[1]})
+                self.fw = [0.0, 0.0]
+            self.last = (time.perf_counter(), time.process_time())
+
+    clock = Interleave()
+    with tempfile.TemporaryDirectory() as d:
+        run(_compose([*over, f"steps={warmup + rounds * steps}", "metrics_every=0", "eval_untrained=false",
+                      "metrics=none", "num_eval=64", "num_decomposition=0", f"run_dir={d}"]), callbacks=(clock,))
+    mid = sorted(clock.rounds, key=lambda r: r["ratio"])[len(clock.rounds) // 2]
+    cpu = sorted(r["cpu_ratio"] for r in clock.rounds)[len(clock.rounds) // 2]
+    return {"rounds": clock.rounds, **mid, "cpu_ratio": cpu}
 
 
-def tiny(steps: int, warmup: int, rounds: int, overrides) -> dict:
-    """Paired rounds, in this one process, of the bare rendering loop and the framework (default
-    trainer: progress bar and W&B logging on) with the tiny network; the median of the ratios."""
-    over = [*TINY, *overrides]
-    pairs = []
-    for _ in range(rounds):
-        bare = bare_rendering_loop(steps, warmup, over)["steps_per_s"]
-        fw = framework(steps, warmup, over, quiet=False)["steps_per_s"]
-        pairs.append({"framework": fw, "bare": bare, "ratio": fw / bare})
-    mid = sorted(pairs, key=lambda p: p["ratio"])[rounds // 2]
-    return {"rounds": pairs, **mid}
-
-
-def framework(steps: int, warmup: int, overrides, quiet: bool = True) -> dict:
-    """``python train.py`` with the default model and W&B logging, metrics off, timed in-process
-    (``quiet``: without the progress bar and model summary)."""
+def framework(steps: int, warmup: int, overrides) -> dict:
+    """``python train.py`` with the default model and W&B logging, metrics off, timed in-process."""
     import tempfile
 
     from pytorch_lightning import Callback
@@ -136,8 +161,7 @@ def framework(steps: int, warmup: int, overrides, quiet: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as d:
         cfg = _compose([*overrides, f"steps={steps + warmup}", "metrics_every=0", "eval_untrained=false",
                         "metrics=none", "num_eval=64", "num_decomposition=0", f"run_dir={d}",
-                        *(("+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false") if quiet
-                          else ())])
+                        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"])
         run(cfg, callbacks=(clock,))
     return {"steps_per_s": steps / (clock.t1 - clock.t0)}
 
@@ -220,8 +244,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="rounds of bare loop + framework")
     ap.add_argument("--override", action="append", default=[], help="a Hydra override for every measurement")
     ap.add_argument("--metrics-scale", type=float, default=0.2, help="metric sample sizes x this (time budget)")
-    ap.add_argument("--tiny-steps", type=int, default=2000, help="timed steps per tiny-network measurement")
-    ap.add_argument("--tiny-rounds", type=int, default=5, help="paired rounds of the tiny-network measurement")
+    ap.add_argument("--tiny-steps", type=int, default=100, help="steps of each side per tiny-network round")
+    ap.add_argument("--tiny-rounds", type=int, default=31, help="paired rounds of the tiny-network measurement")
     ap.add_argument("--tiny-only", action="store_true", help="measure the tiny-network ratio alone (~1-2 min)")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -244,7 +268,9 @@ def main():
     res["tiny"] = t = _child("tiny", True, args)
     tiny_rounds = ", ".join(f"{r['ratio']:.2f}" for r in t["rounds"])
     print(f"tiny net  framework {t['framework']:7.1f} steps/s | bare loop {t['bare']:7.1f}  framework / bare = "
-          f"{t['ratio']:.3f} (target >= 0.8; median of {args.tiny_rounds} paired rounds: {tiny_rounds})", flush=True)
+          f"{t['ratio']:.3f} (target >= 0.8; median of {args.tiny_rounds} interleaved rounds of {args.tiny_steps} "
+          f"steps: {tiny_rounds})\n          CPU time per step (all threads), bare / framework = {t['cpu_ratio']:.3f} "
+          f"(the median round's; steadier than wall-clock on a loaded machine)", flush=True)
     if args.tiny_only:
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
         return
