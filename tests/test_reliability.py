@@ -251,10 +251,10 @@ def test_nan_guard_stop_defers_the_read_and_names_the_first_bad_step_and_its_ter
     from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
 
     p = torch.nn.Parameter(torch.zeros(2))
-    guard = NanGuard("stop")
+    guard, opt = NanGuard("stop"), torch.optim.SGD([p], lr=0.1)
     for step, g, loss in ((4, 1.0, 2.5), (5, float("nan"), 7.25), (6, float("inf"), 9.0), (7, 1.0, 1.0)):
         p.grad = torch.full((2,), g)
-        trainer = _guard_step(guard, [p], step, {"loss": torch.tensor(loss), "recon": torch.tensor(loss - 1)})
+        trainer = _guard_step(guard, [p], step, {"loss": torch.tensor(loss), "recon": torch.tensor(loss - 1)}, opt)
     no_host_reads.undo()  # now the host reads: at step 8, it names step 5 and its terms
     with pytest.raises(NonFiniteError, match=r"at step 5: loss=7\.25, recon=6\.25 \(nan_policy=stop"):
         guard.check(trainer)
@@ -297,8 +297,23 @@ def test_nan_guard_skip_without_a_fused_optimizer_drops_the_gradients():
     params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))]
     params[0].grad, params[1].grad = torch.ones(3), torch.tensor([0.0, float("nan")])
     guard = NanGuard("skip")
-    _guard_step(guard, params, 0, opt=torch.optim.Adam(params))
-    assert params[0].grad is None and params[1].grad is None and guard.state_dict() == {"skipped": 1}
+    trainer = _guard_step(guard, params, 0, opt=torch.optim.Adam(params))
+    assert params[0].grad is None and params[1].grad is None
+    guard.check(trainer)
+    assert guard.state_dict() == {"skipped": 1}
+
+
+def test_nan_guard_reads_a_full_buffer_at_once():
+    from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    guard, opt = NanGuard("stop", capacity=3), torch.optim.SGD([p], lr=0.1)
+    for step in range(3):
+        p.grad = torch.full((2,), float("nan") if step == 1 else 0.0)
+        _guard_step(guard, [p], step, opt=opt)
+    p.grad = torch.zeros(2)
+    with pytest.raises(NonFiniteError, match="at step 1: no loss terms recorded"):
+        _guard_step(guard, [p], 3, opt=opt)
 
 
 def test_nan_policy_stop_deferred_never_checkpoints_weights_after_the_bad_step(tmp_path, capsys):
