@@ -192,12 +192,14 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
+    from dislab.callbacks.progress import ProgressBar
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device`.*")  # VAE's, on purpose
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -230,6 +232,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
         during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
         callbacks = [ckpt, guard, during_cb, *extra_callbacks]
+        if cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(ProgressBar())
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
                               default_root_dir=str(run_dir))
         try:

@@ -35,6 +35,9 @@ def validate(cfg) -> None:
     for key in ("channels_last", "compile", "eval_untrained", "resume"):
         if not isinstance(cfg.get(key, False), bool):
             raise ConfigError(f"{key}={cfg.get(key)!r} is not allowed; use true or false")
+    modes = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    if cfg.get("compile_mode", "default") not in modes:
+        raise ConfigError(f"compile_mode={cfg.get('compile_mode')!r} is not allowed; use one of {', '.join(modes)}")
     if cfg.get("nan_policy") not in ("stop", "skip"):
         raise ConfigError(f"nan_policy={cfg.get('nan_policy')!r} is not allowed; use stop or skip")
     model = cfg.model._target_.split(".")[2]
