@@ -192,6 +192,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
+    from dislab.callbacks.profiler import NoProfiler
     from dislab.callbacks.progress import ProgressBar
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
@@ -234,8 +235,9 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         callbacks = [ckpt, guard, during_cb, *extra_callbacks]
         if cfg.trainer.get("enable_progress_bar", True):
             callbacks.append(ProgressBar())
+        lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}  # unless one is asked for
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
-                              default_root_dir=str(run_dir))
+                              default_root_dir=str(run_dir), **lean)
         try:
             trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
         except SIGTERMException:
