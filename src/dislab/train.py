@@ -200,12 +200,15 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
+    from dislab.callbacks.profiler import NoProfiler
+    from dislab.callbacks.progress import ProgressBar
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device`.*")  # VAE's, on purpose
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -235,12 +238,15 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
             log.info("untrained: %s", untrained)
-        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
-        callbacks = [ckpt, NanGuard(cfg.nan_policy),
-                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition),
-                     *extra_callbacks]
+        guard = NanGuard(cfg.nan_policy)
+        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
+        during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
+        callbacks = [ckpt, guard, during_cb, *extra_callbacks]
+        if cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(ProgressBar())
+        lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}  # unless one is asked for
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
-                              default_root_dir=str(run_dir))
+                              default_root_dir=str(run_dir), **lean)
         try:
             trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
         except SIGTERMException:

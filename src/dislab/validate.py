@@ -138,6 +138,7 @@ SHARED = {  # conf/train.yaml
     "batch_size": integer(1), "steps": integer(1), "metrics_every": integer(0), "num_eval": integer(1),
     "eval_untrained": BOOL, "checkpoint_every": integer(0), "resume": BOOL, "nan_policy": one_of("stop", "skip"),
     "num_decomposition": integer(0), "threads": optional(integer(1)), "channels_last": BOOL, "compile": BOOL,
+    "compile_mode": one_of("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "run_dir": path("output", "a folder (or a path not yet taken)", required=False, null="Hydra's output folder"),
     "group": optional(NAME), "sweep_name": NAME,
 }

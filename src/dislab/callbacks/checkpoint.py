@@ -37,10 +37,12 @@ class Requeued(SystemExit):
 class AtomicCheckpoint(Callback):
     """Also keeps, inside the checkpoint, the torch RNG state (so a resumed run draws the same
     noise) and ``identity``: what the weights belong to (model, net, z_dim, data set), checked
-    before a resume."""
+    before a resume. ``guard`` (the NaN guard) reads its flags before every save, so a checkpoint
+    never holds weights from after a non-finite step."""
 
-    def __init__(self, path, every: int = 1000, history=None, identity: dict | None = None):
+    def __init__(self, path, every: int = 1000, history=None, identity: dict | None = None, guard=None):
         self.path, self.every, self.history, self.identity = Path(path), every, history, identity or {}
+        self.guard = guard
 
     def state_dict(self):
         return {"identity": self.identity, "torch_rng": torch.get_rng_state()}
@@ -49,6 +51,8 @@ class AtomicCheckpoint(Callback):
         torch.set_rng_state(state["torch_rng"])
 
     def save(self, trainer):
+        if self.guard is not None:
+            self.guard.check(trainer)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         trainer.save_checkpoint(tmp)
