@@ -74,7 +74,7 @@ def mutual_info_heatmap(table: dict, factor_names: Sequence[str], *, sample: str
     for i, j in enumerate(table["best"]):
         if j >= 0:
             ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set_xticks(range(k), [f"{n}\ngap {g:.2f}" for n, g in zip(names, table["gap"], strict=True)], fontsize=8)
+    ax.set_xticks(range(k), [f"{n}\ngap {g:.3f}" for n, g in zip(names, table["gap"], strict=True)], fontsize=8)
     ax.set_yticks(range(d), [f"z{j}" for j in range(d)], fontsize=8)
     ax.set_title(f"MIG = {table['mig']:.4f}" + (f"\n{sample}" if sample else ""), fontsize=9)
     note = f"red: a factor's best latent, where it leads the next by >= {STANDS_OUT:g} (gap = its MIG term)"
