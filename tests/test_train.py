@@ -40,7 +40,7 @@ def test_run_directory_holds_every_result(run_fast):
     assert rep["means"].shape == (128, 3) and rep["kl"].shape == (3,) and rep["factors"].shape == (128, 4)
     assert (rep["kl"] >= 0).all() and int(rep["eval_seed"]) == 0
     for name in ("traversals.png", "reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png", "traversals.gif"):
-        assert np.asarray(Image.open(run_dir / "pictures" / name)).std() > 10, name  # not blank
+        assert np.asarray(Image.open(run_dir / "pictures" / name).convert("RGB")).std() > 10, name  # not blank
     assert Image.open(run_dir / "pictures" / "traversals.gif").n_frames == 2 * 9 - 2
     pictures = json.loads((run_dir / "pictures" / "pictures.json").read_text())
     trav = pictures["traversals"]  # rows by the KL of representation.npz, active as UDR decides

@@ -78,7 +78,7 @@ def write_pictures(model, data, run_dir, eval_seed: int, rep, metrics: dict | No
     n = len(rep["means"])
     x = _seed_images(data, eval_seed)
     plan, images, trav = _traversals(model, x, rep, n)
-    prior = model.decode(model.sample_prior(64, np.random.default_rng([eval_seed, 2])))
+    prior = model.decode(model.sample_prior(64, np.random.default_rng([eval_seed, 4])))
     pics = {"traversals": trav, "reconstructions": reconstructions(model, x),
             "samples": samples(prior.reshape(8, 8, *prior.shape[1:]))}
     numbers = {"seed_images": SEED_IMAGES, "eval_seed": int(eval_seed), "traversals": {
