@@ -14,7 +14,6 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -22,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from dislab import io, wandb_records
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
-from dislab.viz.pictures import reconstructions, traversal_images
 
 log = logging.getLogger("dislab")
 PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
@@ -99,31 +97,11 @@ def make_loggers(cfg, run_dir: Path) -> list:
     return loggers
 
 
-def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dict[str, np.ndarray]:
-    """pictures/: traversals (PNG and GIF), reconstructions, samples from the prior, per-latent KL
-    bars and the factor x latent mutual-information heat map MIG is computed from (both from the
-    evaluation representation ``rep``)."""
-    from dislab.metrics._sampling import discrete_entropy
-    from dislab.metrics.mig import mutual_info_matrix
-    from dislab.viz.grid import image_grid
-    from dislab.viz.metric_pictures import kl_bars, mutual_info_heatmap
-    from dislab.viz.traversal_gif import traversal_gif
+def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:
+    """pictures/ (``dislab.callbacks.pictures.write_pictures``); returns what ``log_pictures`` logs."""
+    from dislab.callbacks.pictures import write_pictures as write
 
-    rng = np.random.default_rng([eval_seed, 2])
-    x = data.sample_observations(8, rng)
-    samples = model.decode(model.sample_prior(64, rng))
-    trav = traversal_images(model, x)  # decoded once for the PNG and the GIF
-    pics = {"traversals": image_grid(trav), "reconstructions": reconstructions(model, x),
-            "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:]))}
-    if "kl" in rep:  # a deterministic encoder has no posterior KL
-        pics["kl"] = kl_bars(rep["kl"])
-    if rep["factors"].shape[1]:
-        pics["mi_heatmap"] = mutual_info_heatmap(mutual_info_matrix(rep["means"], rep["factors"]), data.factor_names,
-                                                 factor_entropy=discrete_entropy(rep["factors"]))
-    for name, img in pics.items():
-        io.write_png(run_dir / "pictures" / f"{name}.png", img)
-    io.write_bytes(run_dir / "pictures" / "traversals.gif", traversal_gif(trav))
-    return pics
+    return write(model, data, run_dir, eval_seed, rep, metrics)
 
 
 def identity(cfg) -> dict:
@@ -200,6 +178,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
+    from dislab.callbacks.pictures import log_pictures
     from dislab.callbacks.profiler import NoProfiler
     from dislab.callbacks.progress import ProgressBar
     from dislab.data.datamodule import GroundTruthDataModule
@@ -262,7 +241,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         values = _metrics_only(scalars)
         rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
         io.write_npz(run_dir / "representation.npz", **rep)
-        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep)
+        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
@@ -270,10 +249,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)
+            log_pictures(loggers, pics, trainer.global_step)
             for lg in loggers:
-                if hasattr(lg, "log_image"):
-                    for name, img in pics.items():
-                        lg.log_image(key=f"pictures/{name}", images=[img])
                 lg.finalize("success")
         except Exception as e:
             log.warning("a logger failed after the results were written: %s", e)

@@ -1,9 +1,11 @@
-"""Score metrics every N training steps and log them as ``metrics/<key>`` to every logger."""
+"""Score metrics every N training steps and log them as ``metrics/<key>`` to every logger; where a
+logger takes pictures, also log the traversals and reconstructions (``pictures/<name>``)."""
 
 from __future__ import annotations
 
 from pytorch_lightning import Callback
 
+from dislab.callbacks.pictures import log_pictures, takes_pictures, training_pictures
 from dislab.evaluate import compute_metrics, decomposition
 
 
@@ -37,3 +39,5 @@ class MetricsDuringTraining(Callback):
             self.guard.check(trainer)
         values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition)
         log_scalars(trainer.loggers, values, step)
+        if takes_pictures(trainer.loggers):
+            log_pictures(trainer.loggers, training_pictures(pl_module, self.data, self.eval_seed), step)

@@ -40,6 +40,17 @@ from dislab.metrics._sampling import quiet_sklearn
 
 VARIANTS = ("lasso", "spearman")
 
+#: nats: a latent is active (informative) when its mean KL(q(z_j|x) || p(z_j)) on the evaluation sample
+#: exceeds this, strictly (Duan et al. Sec. 3; disentanglement_lib ``compute_udr_sklearn``'s
+#: ``kl_filter_threshold=0.01`` and ``np.greater(kl, 0.01)``). The run's pictures (kl.png, traversals)
+#: mark latents with this same definition, ``active_latents``.
+KL_ACTIVE = 0.01
+
+
+def active_latents(kl, threshold: float = KL_ACTIVE) -> np.ndarray:
+    """Boolean mask of the active latents: mean KL > ``threshold`` (NaN counts as inactive)."""
+    return np.asarray(kl, dtype=np.float64) > threshold
+
 
 def relative_strength(r: np.ndarray) -> float:
     """(mean_b max_a R^2/sum_a R + mean_a max_b R^2/sum_b R) / 2; 0 where a row or column is all zero."""
@@ -79,11 +90,11 @@ def _prepare(means, kl, kl_threshold):
         raise ValueError("means or kl contain NaN or infinite values")
     std = m.std(axis=0)
     z = (m - m.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    active = std > 0 if kl is None else kl > kl_threshold
+    active = std > 0 if kl is None else active_latents(kl, kl_threshold)
     return z * active, active
 
 
-def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: float = 0.01,
+def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: float = KL_ACTIVE,
                alpha: float = 0.1) -> np.ndarray:
     """Pairwise UDR_ij (runs x runs, diagonal 0): similarity of run i's latents (rows of R) to run j's.
     ``kls``: each run's per-latent KL, or None for a point encoder (activity from the means, above)."""
@@ -106,7 +117,7 @@ def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: 
     return out
 
 
-def udr_on_codes(means: list, kls: list, *, kl_threshold: float = 0.01, alpha: float = 0.1,
+def udr_on_codes(means: list, kls: list, *, kl_threshold: float = KL_ACTIVE, alpha: float = 0.1,
                  variants: tuple[str, ...] | list[str] = VARIANTS) -> dict[str, np.ndarray]:
     """Per-run scores ``udr_<variant>`` (n_runs,) and the pairwise matrices ``udr_<variant>_pairs``:
     run i's score is the median of UDR_ji over j != i."""
@@ -118,7 +129,7 @@ def udr_on_codes(means: list, kls: list, *, kl_threshold: float = 0.01, alpha: f
     return out
 
 
-def udr(representations: list[dict], *, kl_threshold: float = 0.01, alpha: float = 0.1,
+def udr(representations: list[dict], *, kl_threshold: float = KL_ACTIVE, alpha: float = 0.1,
         variants: tuple[str, ...] | list[str] = VARIANTS) -> list[dict[str, float]]:
     """UDR of each run from its ``representation.npz`` contents (``means``, ``kl``; all runs on the same
     evaluation sample; ``stochastic`` false: a point encoder, whose ``kl`` is not read): one dict per run,
