@@ -95,7 +95,9 @@ class Console:
 
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         choices = hc.runtime.choices if hc else {}
-        kind = cfg.model._target_.split(".")[2]
+        kind = cfg.model._target_.split(".")[2]  # dislab.models.<name>: one word, one thing
+        net = choices.get("net", cfg.net._target_.split(".")[2])
+        dataset = choices.get("dataset", cfg.dataset._target_.split(".")[2])
         knobs = ", ".join(f"{k}={cfg.get(k)}" for k in model_knobs().get(kind, {}))
         params = sum(p.numel() for p in model.parameters())
         shape = "×".join(str(s) for s in data.x_shape)
@@ -108,9 +110,8 @@ class Console:
             every = f"none (metrics_every={cfg.metrics_every})"
         rows = [
             ("run", name),
-            ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {choices.get('net', cfg.net._target_)} "
-                      f"({params:,} parameters), z_dim {cfg.z_dim}"),
-            ("data", f"{choices.get('dataset', type(data).__name__)}: {shape} images; factors {factors or 'none'}"),
+            ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {net} ({params:,} parameters), z_dim {cfg.z_dim}"),
+            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}"),
             ("training", f"{cfg.steps:,} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, seed {cfg.seed}"),
             ("metrics", f"final: {', '.join(final) or 'none'}; during training: {every}"),
             ("logging", ", ".join(trackers) or "none"),
