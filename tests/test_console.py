@@ -178,3 +178,28 @@ def test_durations_read_as_seconds_minutes_or_hours():
     from dislab.callbacks.progress import duration
 
     assert [duration(s) for s in (4.04, 59.94, 185, 3725)] == ["4.0 s", "59.9 s", "3:05", "1:02:05"]
+
+
+@pytest.mark.parametrize("stdout, stderr, env, multirun, bar", [
+    (True, True, {}, False, True),
+    (False, True, {}, False, False),  # `> log`
+    (True, False, {}, False, False),  # `2> log`
+    (True, True, {"SLURM_JOB_ID": "7"}, False, False),  # a batch job's terminal-less output
+    (True, True, {"SLURM_JOB_ID": "7", "SLURM_PTY_PORT": "1"}, False, True),  # srun --pty: a terminal
+    (True, True, {}, True, False),  # parallel sweep jobs share one terminal
+])
+def test_a_bar_only_on_a_terminal_that_one_job_owns(monkeypatch, stdout, stderr, env, multirun, bar):
+    from hydra.core.hydra_config import HydraConfig
+
+    from dislab import console
+
+    monkeypatch.setattr(console.sys, "stdout", SimpleNamespace(isatty=lambda: stdout))
+    monkeypatch.setattr(console.sys, "stderr", SimpleNamespace(isatty=lambda: stderr))
+    for k in ("SLURM_JOB_ID", "SLURM_PTY_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    mode = SimpleNamespace(name="MULTIRUN" if multirun else "RUN")
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(mode=mode)))
+    assert console.interactive() is bar
