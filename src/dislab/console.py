@@ -69,6 +69,12 @@ def interactive() -> bool:
     return bool(sys.stdout.isatty() and sys.stderr.isatty() and not multirun and not batch)
 
 
+def _name(target: str) -> str:
+    """``dislab.models.beta_tcvae.BetaTCVAE`` -> ``beta_tcvae`` (one word, one thing); any other target as it is."""
+    parts = target.split(".")
+    return parts[2] if parts[0] == "dislab" and len(parts) > 3 else target
+
+
 class Console:
     """Lines for one run, prefixed by ``prefix`` (the job's name where there is no terminal)."""
 
@@ -77,7 +83,10 @@ class Console:
         self.started = time.monotonic()
 
     def info(self, msg: str, *args) -> None:
-        log.info(self.prefix + msg, *args)
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank == 0:  # one voice under DDP
+            log.info(self.prefix + msg, *args)
 
     @contextlib.contextmanager
     def phase(self, name: str, what: str = ""):
@@ -95,9 +104,9 @@ class Console:
 
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         choices = hc.runtime.choices if hc else {}
-        kind = cfg.model._target_.split(".")[2]  # dislab.models.<name>: one word, one thing
-        net = choices.get("net", cfg.net._target_.split(".")[2])
-        dataset = choices.get("dataset", cfg.dataset._target_.split(".")[2])
+        kind = _name(cfg.model._target_)
+        net = choices.get("net", _name(cfg.net._target_))
+        dataset = choices.get("dataset", _name(cfg.dataset._target_))
         knobs = ", ".join(f"{k}={cfg.get(k)}" for k in model_knobs().get(kind, {}))
         params = sum(p.numel() for p in model.parameters())
         shape = "×".join(str(s) for s in data.x_shape)
