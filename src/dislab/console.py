@@ -111,6 +111,8 @@ class Console:
         params = sum(p.numel() for p in model.parameters())
         shape = "×".join(str(s) for s in data.x_shape)
         factors = ", ".join(f"{n} ({s})" for n, s in zip(data.factor_names, data.factor_sizes, strict=False))
+        if not getattr(data, "has_factors", True):  # dataset=images: the index is no ground truth
+            factors = f"none ({len(data):,} images, no ground truth)"
         trackers = [type(lg).__name__.replace("Logger", "") for lg in loggers]
         if any("Wandb" in t for t in trackers):
             trackers = [f"{t} ({os.environ.get('WANDB_MODE', 'offline')})" if "Wandb" in t else t for t in trackers]
