@@ -301,4 +301,6 @@ def test_sweep_preset_is_a_multirun_over_its_models_knobs_and_five_seeds(sweep):
     params = dict(cfg.hydra.sweeper.params)
     assert params.pop("seed") == "range(5)"
     assert set(params) <= set(model_knobs()[model]), params
+    if "k" in params:  # the weakly-supervised study's two pair settings: k = 1 and k = Rnd
+        assert params.pop("k") == "1,-1"
     assert all(len(str(v).split(",")) == 6 for v in params.values())

@@ -213,7 +213,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
     validate_data(cfg, data, final_metrics, explicit)
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
-    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
+    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
