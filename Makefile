@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 # glibc's allocator: stop returning memory to the system every step (measured by `make bench`)
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: help install run test lint bench report lock
+.PHONY: help install run test lint bench report lock wheels
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results
 	$(PY) train.py trainer=cpu metrics=mig
 
-test: install ## run the test suite (fast, offline, CPU)
+test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py)
+	scripts/install_slurm
 	$(PY) -m pytest -q
 
 lint: install ## ruff
@@ -38,5 +39,8 @@ bench: install ## measure speed as ratios (training vs bare loop, data, encoding
 lock: test ## after the suite passed: pin the installed versions in constraints.txt (make install uses them)
 	$(PY) scripts/lock.py > $(CONSTRAINTS).new && mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
-report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] (default: newest sweep)
-	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1))
+report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=locatello2019] (default: newest sweep)
+	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF))
+
+wheels: install ## fill .whl/ with the wheels a lent GPU image lacks, for scripts/device_check.py (README: GPU)
+	PY=$(PY) scripts/prepare_device.sh

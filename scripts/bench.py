@@ -1,6 +1,11 @@
 """`make bench`: dislab's speed as ratios measured in one run (absolute numbers are noisy on shared
 machines), printed and written as JSON (bench.json) to compare across commits.
 
+0. the per-step cost of the framework itself (what bounds a GPU, where the network costs almost
+   nothing): training steps/s of the default run with a tiny network (an MLP of 32 units on 16x16
+   toy images, batch 64, W&B logging and the progress bar on, metrics off) / a bare PyTorch loop
+   doing the same in the same process (render the step's batch, forward, backward, Adam), in
+   interleaved rounds, the median of their ratios (target >= 0.8); ``--tiny-only`` measures this alone;
 1. training steps/s of the default run (logging on, metrics off) / a bare PyTorch loop over the
    same network, batch, loss and optimizer on an in-memory tensor (target >= 0.95), and / the same
    bare loop with no tuning at all, at the same thread count (target >= 1.3; also reported at
@@ -69,6 +74,71 @@ def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True, default_th
         loss.backward()
         opt.step()
     return {"steps_per_s": steps / (time.perf_counter() - t0)}
+
+
+TINY = ["dataset=toy", "+dataset.size=16", "net=mlp", "+net.hidden=32", "batch_size=64"]
+
+
+def tiny(steps: int, warmup: int, rounds: int, overrides) -> dict:
+    """The per-step cost of the framework with a network that costs almost nothing, interleaved in
+    this one process so that both sides see the same machine load: one framework run (default
+    trainer: progress bar and W&B logging on; metrics off) that, after every ``steps`` of its steps,
+    hands the process to a bare loop for as many steps (batch t rendered from
+    ``default_rng([seed, t])`` as the data module does, loss, backward, the run's Adam, on its own
+    copy of the model). Each pair is a round: the median of the rounds' ratios and the pooled one."""
+    import itertools
+    import tempfile
+
+    import numpy as np
+    import torch
+    from pytorch_lightning import Callback
+
+    from dislab.train import run
+
+    over = [*TINY, *overrides]
+    cfg = _compose(over)
+    data, model = _build(cfg, compile=bool(cfg.compile))
+    opt = model.configure_optimizers()
+    batch_ids = itertools.count()
+
+    def bare(n: int) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            rng = np.random.default_rng([cfg.seed, next(batch_ids)])
+            loss = model.losses(torch.from_numpy(data.sample_observations(cfg.batch_size, rng)))["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    class Interleave(Callback):
+        """Framework time = from one training step's end to the next (data, hooks, step, logging);
+        wall-clock, and CPU time of the whole process (all threads: rendering, W&B)."""
+
+        def __init__(self):
+            self.last, self.fw, self.rounds = (0.0, 0.0), [0.0, 0.0], []
+
+        def on_train_batch_end(self, trainer, *args):
+            step, now = trainer.global_step, (time.perf_counter(), time.process_time())
+            if step < warmup:
+                return
+            if step > warmup:
+                self.fw = [f + n - last for f, n, last in zip(self.fw, now, self.last, strict=True)]
+            if step == warmup or (step - warmup) % steps == 0:
+                wall, cpu = bare(steps if step > warmup else warmup)
+                if step > warmup:
+                    self.rounds.append({"framework": steps / self.fw[0], "bare": steps / wall,
+                                        "ratio": wall / self.fw[0], "cpu_ratio": cpu / self.fw[1]})
+                self.fw = [0.0, 0.0]
+            self.last = (time.perf_counter(), time.process_time())
+
+    clock = Interleave()
+    with tempfile.TemporaryDirectory() as d:
+        run(_compose([*over, f"steps={warmup + rounds * steps}", "metrics_every=0", "eval_untrained=false",
+                      "metrics=none", "num_eval=64", "num_decomposition=0", f"run_dir={d}"]), callbacks=(clock,))
+    mid = sorted(clock.rounds, key=lambda r: r["ratio"])[len(clock.rounds) // 2]
+    cpu = sorted(r["cpu_ratio"] for r in clock.rounds)[len(clock.rounds) // 2]
+    return {"rounds": clock.rounds, **mid, "cpu_ratio": cpu}
 
 
 def framework(steps: int, warmup: int, overrides) -> dict:
@@ -158,8 +228,9 @@ def _child(kind: str, env_tuned: bool, args) -> dict:
     env["WANDB_MODE"] = env.get("WANDB_MODE", "offline")
     if env_tuned:
         env["GLIBC_TUNABLES"] = TUNED
-    cmd = [sys.executable, __file__, "--child", kind, "--steps", str(args.steps), "--warmup", str(args.warmup),
-           *sum((["--override", o] for o in args.override), [])]
+    steps, rounds = (args.tiny_steps, args.tiny_rounds) if kind == "tiny" else (args.steps, args.rounds)
+    cmd = [sys.executable, __file__, "--child", kind, "--steps", str(steps), "--warmup", str(args.warmup),
+           "--rounds", str(rounds), *sum((["--override", o] for o in args.override), [])]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
@@ -173,12 +244,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="rounds of bare loop + framework")
     ap.add_argument("--override", action="append", default=[], help="a Hydra override for every measurement")
     ap.add_argument("--metrics-scale", type=float, default=0.2, help="metric sample sizes x this (time budget)")
+    ap.add_argument("--tiny-steps", type=int, default=100, help="steps of each side per tiny-network round")
+    ap.add_argument("--tiny-rounds", type=int, default=31, help="paired rounds of the tiny-network measurement")
+    ap.add_argument("--tiny-only", action="store_true", help="measure the tiny-network ratio alone (~1-2 min)")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         if args.child == "framework":
             res = framework(args.steps, args.warmup, args.override)
+        elif args.child == "tiny":
+            res = tiny(args.steps, args.warmup, args.rounds, args.override)
         else:
             res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned",
                             default_threads=args.child == "bare_untuned_default_threads")
@@ -189,6 +265,15 @@ def main():
     t_start = time.perf_counter()
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
+    res["tiny"] = t = _child("tiny", True, args)
+    tiny_rounds = ", ".join(f"{r['ratio']:.2f}" for r in t["rounds"])
+    print(f"tiny net  framework {t['framework']:7.1f} steps/s | bare loop {t['bare']:7.1f}  framework / bare = "
+          f"{t['ratio']:.3f} (target >= 0.8; median of {args.tiny_rounds} interleaved rounds of {args.tiny_steps} "
+          f"steps: {tiny_rounds})\n          CPU time per step (all threads), bare / framework = {t['cpu_ratio']:.3f} "
+          f"(the median round's; steadier than wall-clock on a loaded machine)", flush=True)
+    if args.tiny_only:
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
     res["bare_untuned"] = _child("bare_untuned", False, args)
     res["bare_untuned_default_threads"] = _child("bare_untuned_default_threads", False, args)
     # the overhead is a few percent against run-to-run swings of as much (the second core is shared):
@@ -215,8 +300,9 @@ def main():
     res["peak_memory_mb_training"] = max(f["max_rss_mb"] for _, f in rounds)
     res["bench_seconds"] = time.perf_counter() - t_start
 
+    print(f"\ntiny net  framework / bare = {t['ratio']:.3f} (target >= 0.8; rounds {tiny_rounds})")
     per_round = ", ".join(f"{r['framework']:.2f}/{r['bare_tuned']:.2f}" for r in res["rounds"])
-    print(f"\ntraining  framework {fw:6.2f} steps/s | bare loop {bare:6.2f} | bare untuned {untuned:6.2f}  "
+    print(f"training  framework {fw:6.2f} steps/s | bare loop {bare:6.2f} | bare untuned {untuned:6.2f}  "
           f"(the median of {args.rounds} rounds; framework/bare per round: {per_round})")
     print(f"          framework / bare          = {res['ratio_framework_vs_bare']:.3f}  (target >= 0.95)")
     print(f"          framework / bare untuned  = {res['ratio_framework_vs_untuned_bare']:.3f}  (target >= 1.3)")

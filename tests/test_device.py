@@ -175,7 +175,7 @@ def test_device_knob_resolves_against_the_consumer(monkeypatch):
                                           r"cuda or cuda:<index> \(a GPU only where one is visible\)"):
         validate(compose(["dataset.device=gpu"]))
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="dataset.device='cuda' is not allowed; .*a GPU only where one is visible"):
+        with pytest.raises(ConfigError, match="dataset.device='cuda' is not allowed; .*a GPU only where"):
             validate(compose(["dataset.device=cuda"]))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     want = {("auto", "cpu"): "cpu", ("auto", "cuda:1"): "cuda:1", ("cuda", "cuda:1"): "cuda:1",

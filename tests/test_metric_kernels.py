@@ -60,6 +60,13 @@ def test_factor_vae_votes_by_hand():
     assert got == {"factor_vae_score": 0.5, "factor_vae_train_accuracy": 5 / 6, "factor_vae_num_active_dims": 2.0}
 
 
+def test_factor_vae_prunes_by_standard_deviation():
+    from dislab.metrics.factor_vae_score import active_dims
+
+    # std 1, 0.1 (variance 0.01 < 0.05: kept), 0.04 (pruned), 0
+    assert active_dims([1.0, 0.01, 0.0016, 0.0]).tolist() == [True, True, False, False]
+
+
 def test_factor_vae_groups_hold_the_fixed_factor():
     from dislab.metrics.factor_vae_score import sample_groups
 
@@ -92,6 +99,35 @@ def test_dci_on_a_perfect_and_a_constant_code():
     assert flat["dci_completeness"] == pytest.approx(0, abs=1e-6)
 
 
+def _binary_split():
+    """Codes that read a balanced binary factor perfectly (+-5), and test labels that are all wrong."""
+    f = np.tile([[0], [1]], (150, 1))
+    return 10.0 * f - 5, f, 1 - f
+
+
+def test_dci_informativeness_is_scored_on_the_test_points():
+    from dislab.metrics.dci import dci_on_codes
+
+    x, f, flipped = _binary_split()
+    got = dci_on_codes(x, f, x, flipped, n_estimators=5)
+    assert got["dci_informativeness"] == 0.0 and got["dci_informativeness_train"] == 1.0
+    assert dci_on_codes(x, f, x, f, n_estimators=5)["dci_informativeness"] == 1.0
+
+
+@pytest.mark.parametrize("name, key", [("dci", "dci_informativeness"), ("sap", "sap"), ("modularity", "explicitness")])
+def test_samplers_draw_separate_test_points(monkeypatch, name, key):
+    """The metric's second draw is its test set: here the first draw is read perfectly and the second
+    one's labels are all wrong, so a score on held-out points is 0 (on the training points it is 1)."""
+    import importlib
+
+    mod = importlib.import_module(f"dislab.metrics.{name}")
+    x, f, flipped = _binary_split()
+    draws = iter([(x, f), (x, flipped)])
+    monkeypatch.setattr(mod, "sample_codes", lambda *a, **k: next(draws))
+    kw = {"n_estimators": 5} if name == "dci" else {}
+    assert getattr(mod, name)(Toy(), None, np.random.default_rng(0), **kw)[key] == 0.0
+
+
 # -- SAP --------------------------------------------------------------------------------------------
 def test_sap_gap_and_continuous_score_by_hand():
     from dislab.metrics.sap import sap_on_codes, top_two_gap
@@ -108,6 +144,16 @@ def test_sap_gap_and_continuous_score_by_hand():
     assert got == pytest.approx(((1 - c[2]) + abs(c[1] - c[3])) / 2, abs=1e-9) and max(r2) < 0.01
 
 
+def test_sap_accuracies_are_on_the_test_points_with_disentanglement_libs_svm():
+    from dislab.metrics.sap import score_matrix
+
+    x, f, flipped = _binary_split()
+    assert score_matrix(x, f, x, f)[0, 0] == 1.0 and score_matrix(x, f, x, flipped)[0, 0] == 0.0
+    # LinearSVC(C=0.01) (intercept regularised too) gives up on a binary factor read off a code at 5 / 6;
+    # C = 1 reads it: the knob reaches the classifier and the default is disentanglement_lib's 0.01
+    assert score_matrix(f + 5.0, f, f + 5.0, f)[0, 0] == 0.5 and score_matrix(f + 5.0, f, f + 5.0, f, C=1.0)[0, 0] == 1
+
+
 # -- modularity -------------------------------------------------------------------------------------
 def test_modularity_from_mutual_information_by_hand():
     from dislab.metrics.modularity import modularity_from_mi, modularity_on_codes
@@ -120,6 +166,15 @@ def test_modularity_from_mutual_information_by_hand():
     x = np.c_[f.astype(float), np.zeros(1500)]  # + a constant latent: no NaN, it scores 0
     got = modularity_on_codes(x, f)
     assert got["modularity"] == pytest.approx(0.8, abs=0.01) and got["explicitness"] > 0.95
+
+
+def test_explicitness_is_the_test_auc():
+    from dislab.metrics.modularity import modularity_on_codes
+
+    x, f, flipped = _binary_split()
+    x = x + np.random.default_rng(0).normal(0, 0.1, x.shape)
+    got = modularity_on_codes(x, f, x, flipped)
+    assert got["explicitness"] == pytest.approx(0.0, abs=1e-12) and got["explicitness_train"] == 1.0
 
 
 def test_explicitness_skips_a_value_missing_from_the_test_labels():
@@ -146,6 +201,17 @@ def test_irs_by_hand():
     assert irs_on_codes(np.zeros((4, 2)), f) == {"irs": 0.0, "irs_num_active_dims": 0.0}
 
 
+def test_irs_at_the_default_quantile_weighted_by_max_deviation():
+    from dislab.metrics.irs import irs_on_codes
+
+    f = np.repeat([[0], [1]], 4, axis=0)
+    z = np.c_[[0, 0, 0, 1, 4, 4, 4, 5], [0, 3, 0, 3, 0, 3, 0, 3]].astype(float)
+    # latent 0, each value's deviations (.25, .25, .25, .75): 99th percentile (linear) .25 + .97 * .5;
+    # max deviation from the overall mean 2.25 is 2.75. Latent 1 ignores the factor: IRS 0, max dev 1.5
+    irs0 = 1 - (0.25 + 0.97 * 0.5) / 2.75
+    assert irs_on_codes(z, f)["irs"] == pytest.approx((irs0 * 2.75 + 0 * 1.5) / (2.75 + 1.5), abs=1e-12)
+
+
 # -- unsupervised -----------------------------------------------------------------------------------
 def test_gaussian_scores_closed_form():
     from dislab.metrics.unsupervised import gaussian_total_correlation, gaussian_wasserstein_correlation
@@ -169,6 +235,15 @@ def test_unsupervised_on_codes():
     assert unsupervised_on_codes(np.zeros((10, 3))) == dict.fromkeys(
         ["gaussian_total_correlation", "gaussian_wasserstein_correlation", "gaussian_wasserstein_correlation_norm",
          "mutual_info_score"], 0.0)
+
+
+def test_unsupervised_mutual_info_score_by_hand():
+    from dislab.metrics.unsupervised import unsupervised_on_codes
+
+    jitter = np.random.default_rng(0).normal(0, 1e-4, (100, 3))  # a non-singular covariance, the same bins
+    z = np.tile([[0, 0, 0], [0, 0, 1], [1, 1, 0], [1, 1, 1]], (25, 1)) + jitter
+    # latents 0 and 1 equal (MI ln 2 each way), latent 2 independent of both: 2 ln 2 over d^2 - d = 6 pairs
+    assert unsupervised_on_codes(z)["mutual_info_score"] == pytest.approx(2 * math.log(2) / 6, abs=1e-12)
 
 
 # -- Chen et al.'s MIG ------------------------------------------------------------------------------
@@ -239,6 +314,58 @@ def test_udr_relative_strength_and_median_by_hand():
     pairs = got["udr_spearman_pairs"]
     assert pairs[0, 1] == pytest.approx(1.0) and pairs[1, 0] == pytest.approx(1.0) and pairs[0, 2] < 1
     assert got["udr_spearman"][0] == pytest.approx(np.median([pairs[1, 0], pairs[2, 0]]))
+
+
+def test_udr_score_is_the_median_of_the_others_lasso_similarity_to_it():
+    """disentanglement_lib compute_udr_sklearn: UDR_ij = relative strength of |Lasso(z_i -> z_j).coef_|^T
+    (rows: latents of i), run i's score the median over j != i of UDR_ji; four runs, so the median of
+    three differs from their mean."""
+    from sklearn.linear_model import Lasso
+
+    from dislab.metrics.udr import relative_strength, udr_on_codes
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(400, 3))
+    runs = [base, base @ rng.normal(size=(3, 3)), np.c_[base[:, :2], rng.normal(size=400)],
+            base[:, ::-1] + rng.normal(0, 0.3, (400, 3))]
+    kl = np.ones(3)
+    got = udr_on_codes(runs, [kl] * 4, variants=("lasso",))
+    pairs = got["udr_lasso_pairs"]
+    std = [(r - r.mean(0)) / r.std(0) for r in runs]
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                ref = relative_strength(np.abs(Lasso(alpha=0.1).fit(std[i], std[j]).coef_).T)
+                assert pairs[i, j] == pytest.approx(ref, abs=1e-12)
+    medians = []
+    for i in range(4):
+        others = [pairs[j, i] for j in range(4) if j != i]
+        assert got["udr_lasso"][i] == pytest.approx(np.median(others), abs=1e-12)
+        medians.append((np.median(others), np.mean(others), np.median([pairs[i, j] for j in range(4) if j != i])))
+    # the test has power: the median differs from the mean, and over j of UDR_ji from over j of UDR_ij
+    assert max(abs(a - b) for a, b, _ in medians) > 0.01 and max(abs(a - c) for a, _, c in medians) > 0.01
+
+
+def test_udr_counts_a_latent_above_disentanglement_libs_kl_threshold_of_0_01():
+    from dislab.metrics.udr import udr
+
+    m = _grid().astype(float)
+    a = {"means": m, "kl": np.array([0.02, 1.0, 1.0, 1.0]), "eval_seed": 0}  # latent 0: KL 0.02 > 0.01
+    b = {"means": m[:, [1, 0, 3, 2]], "kl": np.ones(4), "eval_seed": 0}
+    assert [r["udr_spearman"] for r in udr([a, b])] == pytest.approx([1.0, 1.0], abs=1e-12)
+
+
+@pytest.mark.parametrize("name, defaults", [
+    ("irs", {"diff_quantile": 0.99, "num_bins": 20}),  # disentanglement_lib irs.py; factors discretised, 20 bins
+    ("udr", {"kl_threshold": 0.01, "alpha": 0.1}),  # compute_udr_sklearn; lasso_correlation_matrix
+    ("mig_chen", {"num_samples": 10_000}),  # rtqichen/beta-tcvae estimate_entropies
+])
+def test_metric_defaults_outside_the_study_list(name, defaults):
+    import importlib
+    import inspect
+
+    params = inspect.signature(getattr(importlib.import_module(f"dislab.metrics.{name}"), name)).parameters
+    assert {k: params[k].default for k in defaults} == defaults
 
 
 # -- shared helpers ---------------------------------------------------------------------------------

@@ -26,16 +26,28 @@ def test_log_density_matches_torch_distributions():
     assert torch.allclose(gaussian_log_density(z, mu, logvar), Normal(mu, (0.5 * logvar).exp()).log_prob(z), atol=1e-5)
 
 
-def test_bernoulli_recon_is_summed_over_pixels_and_averaged_over_batch():
-    logits, x = torch.randn(4, 1, 8, 8), torch.rand(4, 1, 8, 8).round()
-    per_elem = -(x * torch.log(torch.sigmoid(logits)) + (1 - x) * torch.log(1 - torch.sigmoid(logits)))
-    assert reconstruction_loss(logits, x).item() == pytest.approx(per_elem.sum().item() / 4, rel=1e-5)
+def test_bernoulli_recon_by_hand():
+    """disentanglement_lib's bernoulli_loss: sum over pixels of -[x log p + (1 - x) log(1 - p)], batch mean;
+    on a 2-pixel, 2-example case by hand, with a non-binary target."""
+    logits = torch.tensor([[[[0.0, 2.0]]], [[[-1.0, 0.5]]]])  # (2, 1, 1, 2)
+    x = torch.tensor([[[[1.0, 0.0]]], [[[0.25, 1.0]]]])
+    sig = lambda t: 1 / (1 + math.exp(-t))
+    per = [-(math.log(sig(0.0)) + math.log(1 - sig(2.0))),
+           -(0.25 * math.log(sig(-1.0)) + 0.75 * math.log(1 - sig(-1.0)) + math.log(sig(0.5)))]
+    assert reconstruction_loss(logits, x).item() == pytest.approx(sum(per) / 2, rel=1e-6)
 
 
-def test_gaussian_recon_is_a_true_nll():
-    logits, x = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
-    nll = -Normal(torch.sigmoid(logits), 1.0).log_prob(x).sum() / 3
-    assert reconstruction_loss(logits, x, "gaussian").item() == pytest.approx(nll.item(), rel=1e-5)
+def test_gaussian_recon_is_disentanglement_libs_l2_loss_by_hand():
+    """l2_loss: sum over pixels and channels of (x - sigmoid(logits))^2, averaged over the batch, no constant
+    and no 1/2 (= -log N(x; sigmoid(logits), 1/2) - P/2 log pi)."""
+    logits = torch.tensor([[[[0.0, math.log(3.0)]], [[0.0, 0.0]]], [[[-math.log(3.0), 0.0]], [[0.0, 0.0]]]])
+    x = torch.tensor([[[[1.0, 0.0]], [[0.5, 0.5]]], [[[0.0, 1.0]], [[0.5, 0.5]]]])  # (2, 2, 1, 2)
+    # sigmoid: 0.5, 0.75 | 0.25, 0.5; errors: 0.5, 0.75 | 0.25, 0.5 (second channel exact)
+    expected = ((0.25 + 0.5625) + (0.0625 + 0.25)) / 2
+    assert reconstruction_loss(logits, x, "gaussian").item() == pytest.approx(expected, rel=1e-6)
+    lx, xx = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    nll = -Normal(torch.sigmoid(lx), math.sqrt(0.5)).log_prob(xx).sum() / 3 - 16 / 2 * math.log(math.pi)
+    assert reconstruction_loss(lx, xx, "gaussian").item() == pytest.approx(nll.item(), rel=1e-5)
 
 
 def test_unknown_recon_is_refused():

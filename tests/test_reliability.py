@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import signal
 import subprocess
@@ -96,12 +98,12 @@ class NanToy(Toy):
         return np.full_like(x, np.nan) if NanToy.calls == 3 else x
 
 
-def _nan_run(tmp_path, policy):
+def _nan_run(tmp_path, policy, checkpoint_every=1, steps=5):
     NanToy.calls = 0
-    over = [o for o in FAST if not o.startswith(("dataset=", "metrics_every="))]
+    over = [o for o in FAST if not o.startswith(("dataset=", "metrics_every=", "steps="))]
     cfg = compose([*over, "dataset=toy", f"dataset._target_={__name__}.NanToy", "metrics_every=0",
-                   "eval_untrained=false", "checkpoint_every=1", "steps=5", f"nan_policy={policy}",
-                   f"run_dir={tmp_path}"])
+                   "eval_untrained=false", f"checkpoint_every={checkpoint_every}", f"steps={steps}",
+                   f"nan_policy={policy}", f"run_dir={tmp_path}"])
     return run(cfg)
 
 
@@ -120,10 +122,11 @@ def test_nan_policy_stop_names_the_step_and_terms_and_keeps_the_checkpoint(tmp_p
 
 def test_nan_policy_skip_skips_and_counts(tmp_path):
     _nan_run(tmp_path, "skip")
-    state, _, step = _weights(tmp_path)
+    state, opt, step = _weights(tmp_path)
     assert step == 5 and all(torch.isfinite(v).all() for v in state.values())
-    history = (tmp_path / "history.csv").read_text()
-    assert "train/skipped_steps" in history.splitlines()[0]
+    assert all(int(s["step"]) == 4 for s in opt.values())  # fused Adam skipped one of the five updates
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "history.csv").read_text())))
+    assert [float(r["train/skipped_steps"]) for r in rows if r.get("train/skipped_steps")] == [1.0]
 
 
 BAD = {
@@ -209,10 +212,17 @@ def test_data_without_factors_runs_the_unsupervised_scores_and_refuses_asked_for
         validate_data(cfg, data, chosen, explicit_metrics=True)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None])
-def test_nan_guard_sees_every_non_finite_gradient_and_no_overflowing_finite_one(bad):
+def _guard_step(guard, params, step, terms=None, opt=None):
     from types import SimpleNamespace
 
+    trainer = SimpleNamespace(global_step=step, loggers=[])
+    module = SimpleNamespace(last_terms=terms or {})
+    guard.on_before_optimizer_step(trainer, module, opt or torch.optim.SGD(params, lr=0.1))
+    return trainer
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), None])
+def test_nan_guard_sees_every_non_finite_gradient_and_no_overflowing_finite_one(bad):
     from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
 
     params = [torch.nn.Parameter(torch.zeros(3)) for _ in range(3)]
@@ -220,10 +230,102 @@ def test_nan_guard_sees_every_non_finite_gradient_and_no_overflowing_finite_one(
         p.grad = torch.full((3,), 3e38)  # finite, but their sum overflows float32
     if bad is not None:
         params[1].grad[2] = bad
-    opt = torch.optim.SGD(params, lr=0.1)
-    trainer = SimpleNamespace(global_step=7, loggers=[])
+    guard = NanGuard("stop")
+    trainer = _guard_step(guard, params, 7)
+    assert torch.equal(params[0].grad, torch.full((3,), 3e38))  # the check leaves gradients as they were
     if bad is None:
-        NanGuard("stop").on_before_optimizer_step(trainer, None, opt)
+        guard.check(trainer)
     else:
         with pytest.raises(NonFiniteError, match="at step 7"):
-            NanGuard("stop").on_before_optimizer_step(trainer, None, opt)
+            guard.check(trainer)
+
+
+@pytest.fixture
+def no_host_reads(monkeypatch):
+    """Any read of a tensor's value on the host (what waits for a GPU) raises inside this fixture's scope."""
+    def refuse(*a, **k):
+        raise AssertionError("a host read of a tensor inside the training step")
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    return monkeypatch
+
+
+def test_nan_guard_stop_defers_the_read_and_names_the_first_bad_step_and_its_terms(no_host_reads):
+    from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    guard, opt = NanGuard("stop"), torch.optim.SGD([p], lr=0.1)
+    for step, g, loss in ((4, 1.0, 2.5), (5, float("nan"), 7.25), (6, float("inf"), 9.0), (7, 1.0, 1.0)):
+        p.grad = torch.full((2,), g)
+        trainer = _guard_step(guard, [p], step, {"loss": torch.tensor(loss), "recon": torch.tensor(loss - 1)}, opt)
+    no_host_reads.undo()  # now the host reads: at step 8, it names step 5 and its terms
+    with pytest.raises(NonFiniteError, match=r"at step 5: loss=7\.25, recon=6\.25 \(nan_policy=stop"):
+        guard.check(trainer)
+
+
+def test_nan_guard_skip_leaves_weights_and_fused_adam_state_exactly_unchanged_on_the_device(no_host_reads):
+    from dislab.callbacks.nan_guard import NanGuard
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(3))]
+    opt = torch.optim.Adam(params, lr=0.1, fused=True)
+    guard = NanGuard("skip")
+
+    def step(i, grads):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        _guard_step(guard, params, i, opt=opt)
+        opt.step()
+
+    step(0, [torch.ones(4), torch.ones(3)])
+    before = [p.detach().clone() for p in params], {k: v.clone() for k, v in opt.state[params[0]].items()}
+    step(1, [torch.ones(4), torch.tensor([1.0, float("nan"), 1.0])])  # skipped: nothing changes
+    after_skip = [p.detach().clone() for p in params], {k: v.clone() for k, v in opt.state[params[0]].items()}
+    step(2, [torch.ones(4), torch.ones(3)])  # a finite step updates as usual
+    no_host_reads.undo()
+    assert all(torch.equal(p, q) for p, q in zip(after_skip[0], before[0], strict=True))
+    assert all(torch.equal(v, after_skip[1][k]) for k, v in before[1].items())
+    assert not torch.equal(params[0], before[0][0]) and int(opt.state[params[0]]["step"]) == 2
+    logged = []
+    from types import SimpleNamespace
+
+    guard.check(SimpleNamespace(global_step=3, loggers=[SimpleNamespace(log_metrics=lambda m, step: logged.append(
+        (m, step)))]))
+    assert logged == [({"train/skipped_steps": 1}, 3)] and guard.state_dict() == {"skipped": 1}
+
+
+def test_nan_guard_skip_without_a_fused_optimizer_drops_the_gradients():
+    from dislab.callbacks.nan_guard import NanGuard
+
+    params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))]
+    params[0].grad, params[1].grad = torch.ones(3), torch.tensor([0.0, float("nan")])
+    guard = NanGuard("skip")
+    trainer = _guard_step(guard, params, 0, opt=torch.optim.Adam(params))
+    assert params[0].grad is None and params[1].grad is None
+    guard.check(trainer)
+    assert guard.state_dict() == {"skipped": 1}
+
+
+def test_nan_guard_reads_a_full_buffer_at_once():
+    from dislab.callbacks.nan_guard import NanGuard, NonFiniteError
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    guard, opt = NanGuard("stop", capacity=3), torch.optim.SGD([p], lr=0.1)
+    for step in range(3):
+        p.grad = torch.full((2,), float("nan") if step == 1 else 0.0)
+        _guard_step(guard, [p], step, opt=opt)
+    p.grad = torch.zeros(2)
+    with pytest.raises(NonFiniteError, match="at step 1: no loss terms recorded"):
+        _guard_step(guard, [p], 3, opt=opt)
+
+
+def test_nan_policy_stop_deferred_never_checkpoints_weights_after_the_bad_step(tmp_path, capsys):
+    """The guard reads its flags at checkpoints, not every step: the step-4 checkpoint (weights after the
+    NaN step 2) is refused, step 2's stays, and the error names step 2."""
+    with pytest.raises(SystemExit) as e, report_errors():
+        _nan_run(tmp_path, "stop", checkpoint_every=2, steps=8)
+    assert e.value.code == 3
+    assert capsys.readouterr().err.startswith("error: non-finite loss or gradient at step 2: loss=nan")
+    state, _, step = _weights(tmp_path)
+    assert step == 2 and all(torch.isfinite(v).all() for v in state.values())

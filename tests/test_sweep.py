@@ -128,22 +128,31 @@ def test_gpu_slots_pin_each_worker_to_one_gpu(tmp_path, monkeypatch):
 
 
 def test_slurm_launcher_writes_the_sbatch_script(tmp_path):
-    """Through submitit up to `sbatch`, which a stand-in replaces: it prints the script and fails."""
+    """Through submitit up to `sbatch`, which a stand-in replaces: it keeps the script and refuses it.
+    (tests/test_slurm.py runs sweeps on a real SLURM.)"""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text('#!/bin/sh\ncat "$@" >&2\nexit 1\n')
+    (bin_dir / "sbatch").write_text('#!/bin/sh\ncat "$@" > "$0.script"\necho "sbatch: error: stand-in" >&2\nexit 1\n')
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    out = _train("-m", "launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
-                 "model=beta_vae,vae", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    out = _train("-m", "launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90", "trainer=gpu",
+                 "threads=2", "model=beta_vae,vae", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
                  env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
-    script = out.stderr
+    script = (bin_dir / "sbatch.script").read_text()
     for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1", "#SBATCH --array=0-3",
-                 "#SBATCH --ntasks-per-node=1", f"#SBATCH --output={tmp_path / 'sweep'}/.submitit/"):
+                 "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=8GB",
+                 f"#SBATCH --output={tmp_path / 'sweep'}/.submitit/"):
         assert line in script, script[-3000:]
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == \
+        "error: SLURM refused the jobs: stand-in (partition=gpu cpus_per_task=2 mem_gb=8 gpus_per_node=1 " \
+        "tasks_per_node=1 timeout_min=90)" and "Traceback" not in out.stderr, out.stderr[-3000:]
+    _train("-m", "launcher=slurm", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'cpu'}",
+           env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
+    script = (bin_dir / "sbatch.script").read_text()
+    assert "#SBATCH --cpus-per-task=1" in script and "gpus" not in script  # the default trainer asks for no GPU
     shown = _train("launcher=slurm", "--cfg", "hydra", "-p", "hydra.launcher")
-    assert "SlurmLauncher" in shown.stdout and "timeout_min: 240" in shown.stdout
+    assert "dislab_slurm.SlurmLauncher" in shown.stdout and "timeout_min: 240" in shown.stdout
 
 
 def test_ddp_on_cpu_trains_the_configured_steps_and_writes_results_once(tmp_path):

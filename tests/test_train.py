@@ -23,6 +23,11 @@ def test_every_model_trains_a_few_steps(run_fast, model):
     hist = (run_dir / "history.csv").read_text().splitlines()
     assert hist[0].startswith("step,") and "metrics/mig" in hist[0]
     assert (run_dir / "checkpoints" / "last.ckpt").stat().st_size > 0
+    pictures = json.loads((run_dir / "pictures" / "pictures.json").read_text())
+    point_encoder = model in ("ae", "aae", "infogan")  # stochastic = False: no KL, no kl.png
+    assert (pictures["traversals"]["kl"] is None) == point_encoder
+    assert (run_dir / "pictures" / "kl.png").exists() != point_encoder
+    assert pictures["mi_heatmap"]["mig"] == metrics["mig"]
 
 
 def test_run_directory_holds_every_result(run_fast):
@@ -34,13 +39,19 @@ def test_run_directory_holds_every_result(run_fast):
     rep = np.load(run_dir / "representation.npz")
     assert rep["means"].shape == (128, 3) and rep["kl"].shape == (3,) and rep["factors"].shape == (128, 4)
     assert (rep["kl"] >= 0).all() and int(rep["eval_seed"]) == 0
-    trav = np.asarray(Image.open(run_dir / "pictures" / "traversals.png"))
-    assert trav.shape[0] > trav.shape[1] / 10 * 2  # 3 rows of 10 images
-    for name in ("reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png", "traversals.gif"):
-        assert (run_dir / "pictures" / name).stat().st_size > 0, name
-    assert Image.open(run_dir / "pictures" / "traversals.gif").n_frames > 1
+    for name in ("traversals.png", "reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png", "traversals.gif"):
+        assert np.asarray(Image.open(run_dir / "pictures" / name).convert("RGB")).std() > 10, name  # not blank
+    assert Image.open(run_dir / "pictures" / "traversals.gif").n_frames == 2 * 9 - 2
+    pictures = json.loads((run_dir / "pictures" / "pictures.json").read_text())
+    trav = pictures["traversals"]  # rows by the KL of representation.npz, active as UDR decides
+    assert trav["rows"] == sorted(range(3), key=lambda j: -rep["kl"][j]) and trav["kl"] == rep["kl"].tolist()
+    assert trav["active"] == (rep["kl"] > 0.01).tolist() and trav["kl_points"] == 128
+    heat = pictures["mi_heatmap"]  # on the sample metrics/mig scored (256 points), not representation.npz's 128
+    assert heat["mig"] == metrics["mig"] and heat["num_points"] == 256 and heat["num_bins"] == 20
+    assert set(heat["best"]) == set(heat["gap"]) == {"posX", "posY", "scale", "intensity"}
+    assert all((j is not None) == (heat["gap"][f] >= 0.1) for f, j in heat["best"].items())
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
-    assert {"train/loss", "train/recon", "train/kl", "train/mi", "train/tc", "train/dwkl"} <= set(header)
+    assert {"train/loss", "train/recon", "train/kl", "train/mi_mws", "train/tc_mws", "train/dwkl_mws"} <= set(header)
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
 
 
@@ -60,7 +71,17 @@ def test_wandb_offline_run_holds_the_same_mig_as_metrics_json(run_fast):
     logged = [h["metrics/mig"] for h in rec.history if "metrics/mig" in h]
     assert math.isclose(logged[-1], metrics["mig"]) and math.isclose(rec.summary["metrics/mig"], metrics["mig"])
     assert rec.config["beta"] == 4 and rec.config["model"]["_target_"] == "dislab.models.beta_vae.BetaVAE"
-    assert any("pictures/traversals/_type" in h for h in rec.history)
+    pictures = {}  # name -> [trainer/global_step of each logging]
+    for h in rec.history:
+        for k, v in h.items():
+            if k.startswith("pictures/") and k.endswith("/_type"):
+                pictures.setdefault(k[len("pictures/"):-len("/_type")], []).append((v, h.get("trainer/global_step")))
+    final = [("images/separated", 4)]
+    assert pictures["traversals"] == pictures["reconstructions"] == [("images/separated", 2), *final]  # also during
+    assert pictures["samples"] == pictures["kl"] == pictures["mi_heatmap"] == final
+    assert pictures["traversals_gif"] == [("videos", 4)]  # the GIF, as a video
+    (video,) = next(h["pictures/traversals_gif/videos"] for h in rec.history if "pictures/traversals_gif/videos" in h)
+    assert video["_type"] == "video-file" and Image.open(files[0].parent / "files" / video["path"]).n_frames == 16
 
 
 def test_eval_reproduces_the_final_metrics_from_the_checkpoint(run_fast):

@@ -173,15 +173,16 @@ def _check_knobs_exist(cfg, knobs: list[str], conf: Path) -> None:
                   f"see `python train.py --cfg job`")
 
 
-EXIT_CODES = {"ConfigError": 2, "NonFiniteError": 3, "RunDirInUse": 4}
+EXIT_CODES = {"ConfigError": 2, "NonFiniteError": 3, "RunDirInUse": 4,
+              "Interrupted": 143}  # 143: as a process ended by SIGTERM
 
 
 @contextlib.contextmanager
 def report_errors():
     """Turn an anticipated failure into one line on stderr and a non-zero exit status (2: bad
     configuration or input; 3: non-finite loss; 4: the run directory is in use by another process;
-    1: an I/O failure such as a full disk). Inside a Hydra multirun the error is re-raised instead,
-    so Hydra records it and the sibling jobs go on."""
+    143: stopped by SIGTERM after a checkpoint; 1: an I/O failure such as a full disk). Inside a Hydra
+    multirun the error is re-raised instead, so Hydra records it and the sibling jobs go on."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.errors import InstantiationException
 

@@ -12,6 +12,28 @@ from dislab.objectives.gaussian import gaussian_kl
 log = logging.getLogger("dislab")
 
 
+def _reads_posterior(fn) -> bool:
+    """Whether a metric partial takes ``encode`` (mean and log-variance) rather than ``represent``."""
+    import inspect
+
+    return list(inspect.signature(fn.func).parameters)[1] == "encode"
+
+
+def check_posterior_metrics(model, metrics: dict) -> None:
+    """Refuse, in one line, a metric that reads the posterior's variance (second parameter ``encode``,
+    e.g. mig_chen) for a deterministic encoder (``stochastic = False``: AE, AAE, InfoGAN): its
+    log-variance is untrained (or 0), and Chen et al.'s estimator needs the density q(z|x), which a point
+    mass lacks (its continuous entropies are -inf). ``mig`` is the point-encoder form (histogram MI)."""
+    from dislab.validate import ConfigError
+
+    if getattr(model, "stochastic", True):
+        return
+    for name, fn in metrics.items():
+        if _reads_posterior(fn):
+            raise ConfigError(f"metric {name} needs the posterior's variance, which {type(model).__name__} lacks "
+                              f"(a deterministic encoder, z = its mean): use mig, or drop it with ~metrics.{name}")
+
+
 def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str, float]:
     """Run each metric (a partial taking ``data, represent, rng``) with its own generator seeded by
     ``eval_seed``, so a metric's value does not depend on which others run. Flat keys.
@@ -19,17 +41,17 @@ def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str,
     A metric whose second parameter is named ``encode`` gets ``model.encode`` (numpy x ->
     (mean, log-variance)) instead of ``model.represent`` (numpy x -> mean). On a data set without
     ground-truth factors (``has_factors`` False) the metrics that need them are skipped with a log
-    line; those marked ``needs_factors = False`` (the unsupervised scores) still run.
+    line; those marked ``needs_factors = False`` (the unsupervised scores) still run. A deterministic
+    encoder is refused by the metrics that need a posterior (``check_posterior_metrics``).
     """
-    import inspect
-
+    check_posterior_metrics(model, metrics)
     out: dict[str, float] = {}
     for name, fn in metrics.items():
         if not getattr(data, "has_factors", True) and getattr(fn.func, "needs_factors", True):
             log.warning("metric %s skipped: %s has no ground-truth factors", name, type(data).__name__)
             continue
-        second = list(inspect.signature(fn.func).parameters)[1]
-        out.update(fn(data, model.encode if second == "encode" else model.represent, np.random.default_rng(eval_seed)))
+        encode = model.encode if _reads_posterior(fn) else model.represent
+        out.update(fn(data, encode, np.random.default_rng(eval_seed)))
     return out
 
 
@@ -51,9 +73,11 @@ def metric_settings(metrics: dict) -> dict[str, dict]:
 
 
 def representation(model, data, num: int, eval_seed: int = 0, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Posterior means and per-latent KL on a fixed evaluation sample (what UDR needs)."""
+    """Posterior means and per-latent mean KL on a fixed evaluation sample (what UDR needs), and
+    ``stochastic``; a deterministic encoder (``stochastic = False``) has no posterior, so no ``kl``."""
     import torch
 
+    stochastic = bool(getattr(model, "stochastic", True))
     rng = np.random.default_rng([eval_seed, 1])
     factors = data.sample_factors(num, rng)
     device = paint_device(data, getattr(model, "device", None))  # None: numpy images; else rendered on the model's GPU
@@ -64,8 +88,11 @@ def representation(model, data, num: int, eval_seed: int = 0, batch_size: int = 
                                   else data.render(f, rng, device))
         means.append(mu)
         kls.append(gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).numpy())
-    means, kl = np.concatenate(means), np.concatenate(kls)
-    return {"means": means, "kl": kl.mean(0), "factors": factors, "eval_seed": np.int64(eval_seed)}
+    out = {"means": np.concatenate(means), "factors": factors, "eval_seed": np.int64(eval_seed),
+           "stochastic": np.bool_(stochastic)}
+    if stochastic:
+        out["kl"] = np.concatenate(kls).mean(0)
+    return out
 
 
 def decomposition(model, data, num: int = 2000, eval_seed: int = 0, chunk: int = 256) -> dict[str, float]:

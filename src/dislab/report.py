@@ -1,35 +1,42 @@
-"""``python -m dislab.report DIR [DIR ...] [--out OUT]``: compare runs in one HTML page.
+"""``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME]``: explain a study in one HTML page.
 
-DIRs are run or sweep directories, in any mix. Each run's model and hyperparameters come from its
-``.hydra/`` files: a hyperparameter is a key its ``overrides.yaml`` sets whose value (in
-``config.yaml``, or the group option in ``hydra.yaml``) differs between the runs of one model,
-except ``seed``; its scores from ``metrics.json`` and, when its sweep has one, ``udr.json``.
-The report holds a table of every metric as mean ± std over seeds for each model × hyperparameter
-setting, per model the metrics against the hyperparameter (box plots over seeds, mean line), and per
-metric the distribution of every model over all its runs (violins, as in Locatello et al. 2019).
-Writes ``report.html``, ``table.csv`` and PNGs into OUT (default: DIR/report for one DIR, else
-./report).
+DIRs are run or sweep directories, in any mix. The page opens with what the runs share (data set,
+network, knobs), the budgets, each metric's settings (sample sizes) and which direction is better
+for each metric. Then, for each training budget separately (runs of different lengths are never
+pooled): a table of every metric as mean ± std over seeds per model x setting of the knobs that
+differ (``dislab.sweep.study``), with the untrained network's score beside it; per metric each
+model's scores (points; a violin only from 5 points on); per model the metrics against its first
+differing knob; training curves from each run's ``history.csv`` (mean over seeds, band from lowest
+to highest); and each run's pictures. Runs that did not finish are listed with their error.
+``--reference NAME`` (``dislab/references/NAME.py``, e.g. ``locatello2019``) adds our distributions
+beside published numbers, each with its source. Writes ``report.html``, ``table.csv`` (and with a
+reference ``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import html
 import io
 import json
+import os
 import re
 import sys
-import textwrap
+import urllib.parse
 from pathlib import Path
 
-import numpy as np
-
-from dislab.sweep.runs import Run, find_runs, finite, hyperparameters, order_metrics, value_of
+from dislab.sweep import study
+from dislab.sweep.runs import finite, order_metrics
+from dislab.sweep.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
+from dislab.viz import report_plots as plots
 
 UDR_KEYS = ("udr_lasso", "udr_spearman")
+PICTURES = ("traversals.png", "traversals.gif", "reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png")
+e = html.escape
 
 
-def attach_udr(runs: list[Run]) -> None:
+def attach_udr(runs) -> None:
     """Copy each run's UDR scores from its sweep's ``udr.json`` into ``run.metrics``."""
     cache: dict[Path, dict] = {}
     for r in runs:
@@ -41,214 +48,244 @@ def attach_udr(runs: list[Run]) -> None:
             r.metrics.update({k: v for k, v in scores.items() if k in UDR_KEYS})
 
 
-def fmt_value(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-
-
-def _sort_key(v):
-    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
-
-
-class Model:
-    """One model's runs, grouped into cells (one value per hyperparameter)."""
-
-    def __init__(self, name: str, runs: list[Run]):
-        self.name, self.runs = name, runs
-        self.hparams = hyperparameters(runs)
-        self.cells: dict[tuple, list[Run]] = {}
-        for r in runs:
-            self.cells.setdefault(tuple(value_of(r, k) for k in self.hparams), []).append(r)
-        self.cells = dict(sorted(self.cells.items(), key=lambda kv: [_sort_key(v) for v in kv[0]]))
-
-    def label(self, values: tuple) -> str:
-        return ", ".join(f"{k}={fmt_value(v)}" for k, v in zip(self.hparams, values, strict=True)) or "(defaults)"
-
-
-def stats(runs: list[Run], key: str) -> tuple[float, float, int]:
-    vals = finite(r.metrics.get(key) for r in runs if r.status == "done")
-    if not vals:
-        return float("nan"), float("nan"), 0
-    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals)
-
-
-def _grid(n: int, ncols: int = 4):
-    import matplotlib.pyplot as plt
-
-    cols = min(ncols, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(3.6 * cols, 5.0), 2.9 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
-
-
-def _save(fig, path: Path, bottom: float = 0.0) -> Path:
-    import warnings
-
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fig.tight_layout(rect=(0, bottom, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    from dislab import io as atomic
-
-    return atomic.write_bytes(path, buf.getvalue())
-
-
-def plot_distributions(models: list[Model], metrics: list[str], path: Path) -> Path:
-    """Per metric: each model's scores over all its runs (hyperparameters and seeds) as a violin."""
-    fig, axes = _grid(len(metrics))
-    rng = np.random.default_rng(0)
-    for ax, key in zip(axes, metrics, strict=True):
-        data = [finite(r.metrics.get(key) for r in m.runs if r.status == "done") for m in models]
-        for i, vals in enumerate(data):
-            if len(vals) > 1 and np.ptp(vals) > 0:
-                parts = ax.violinplot([vals], positions=[i], widths=0.8, showextrema=False)
-                for b in parts["bodies"]:
-                    b.set_alpha(0.35)
-            if vals:
-                ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=10, color="k", alpha=0.6, zorder=3)
-        ax.set_xticks(range(len(models)), [m.name for m in models], rotation=30, ha="right", fontsize=8)
-        ax.set_xlim(-0.6, len(models) - 0.4)
-        ax.set_title(key, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
-def plot_model(model: Model, metrics: list[str], path: Path) -> Path:
-    """Per metric: score against the model's first hyperparameter, one box per value (spread over
-    seeds) and a line through the means; further hyperparameters give further lines."""
-    import matplotlib.pyplot as plt
-
-    x_key = model.hparams[0] if model.hparams else None
-    xs = sorted({v[0] for v in model.cells} if x_key else {None}, key=_sort_key)
-    lines: dict[tuple, dict] = {}
-    for values, runs in model.cells.items():
-        lines.setdefault(values[1:], {})[values[0] if x_key else None] = runs
-    fig, axes = _grid(len(metrics))
-    rng = np.random.default_rng(0)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    width = 0.7 / max(1, len(lines))
-    for ax, key in zip(axes, metrics, strict=True):
-        for j, (rest, by_x) in enumerate(lines.items()):
-            color = colors[j % len(colors)]
-            off = (j - (len(lines) - 1) / 2) * width
-            pos, means = [], []
-            for i, x in enumerate(xs):
-                vals = finite(r.metrics.get(key) for r in by_x.get(x, []) if r.status == "done")
-                if not vals:
-                    continue
-                ax.boxplot([vals], positions=[i + off], widths=width * 0.8, patch_artist=True, showfliers=False,
-                           boxprops={"facecolor": color, "alpha": 0.3}, medianprops={"color": color},
-                           whiskerprops={"color": color}, capprops={"color": color})
-                ax.scatter(i + off + rng.uniform(-0.06, 0.06, len(vals)) * width / 0.7, vals, s=8, color=color,
-                           alpha=0.8, zorder=3)
-                pos.append(i + off)
-                means.append(np.mean(vals))
-            label = ", ".join(f"{k}={fmt_value(v)}" for k, v in zip(model.hparams[1:], rest, strict=True)) or None
-            label = textwrap.fill(label, int(fig.get_figwidth() * 10)) if label else None
-            ax.plot(pos, means, "o-", color=color, label=label, ms=4)
-        ax.set_xticks(range(len(xs)), [fmt_value(x) if x_key else "(defaults)" for x in xs], fontsize=8)
-        ax.set_xlim(-0.6, len(xs) - 0.4)
-        ax.set_xlabel(x_key or "", fontsize=9)
-        ax.set_title(key, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    bottom = 0.0
-    if len(lines) > 1:
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)
-        bottom = min(0.5, 0.18 * sum(lab.count("\n") + 1 for lab in labels) / fig.get_figheight())
-    return _save(fig, path, bottom)
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _pm(mean: float, std: float, n: int) -> str:
-    return "–" if n == 0 else f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
+def _href(path: Path, out: Path) -> str:
+    return urllib.parse.quote(Path(os.path.relpath(path, out)).as_posix())
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+def _head(key: str) -> str:
+    d = direction(key)
+    return f"<th title='{e(study.DIRECTION_WORDS[d])}'>{e(key)} <span class='dir'>{d}</span></th>"
+
+
+def _cell(row: Row, key: str) -> str:
+    text = fmt_stats(*stats(row.values(key)))
+    base = row.values(key, untrained=True)
+    if base:
+        text += f"<br><span class='u'>untrained {fmt_stats(*stats(base))}</span>"
+    return f"<td>{text}</td>"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    from dislab import io as atomic
+
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: repr(v) if isinstance(v, float) else v for k, v in r.items()})
+    atomic.write_text(path, buf.getvalue())
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:13px;margin:8px 0 20px;white-space:nowrap}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
-td.l,th.l{text-align:left}tr.first td{border-top:2px solid #888}
-img{max-width:100%;border:1px solid #ddd;margin:6px 0}.bad{color:#b00}code{font-size:12px}"""
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}th{background:#f3f3f3}
+td.l,th.l{text-align:left}tr.first td{border-top:2px solid #888}.u{color:#888;font-size:11px}
+.dir{color:#06c}img.fig{max-width:100%;border:1px solid #ddd;margin:6px 0}.bad{color:#b00}code{font-size:12px}
+.warn{background:#fff4e0;border-left:4px solid #e90;padding:6px 10px;margin:8px 0}
+figure.run{display:inline-block;width:120px;margin:4px 8px 8px 0;font-size:11px;text-align:center;vertical-align:top}
+figure.run img{width:120px;border:1px solid #ddd;display:block}h2{margin-top:34px;border-bottom:1px solid #ccc}
+ol.sources{font-size:12px;color:#444}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:14px}dt{font-weight:600}"""
 
 
-def build(paths, out=None) -> Path:
+def header(runs, groups, keys, paths) -> list[str]:
+    done = [r for r in runs if r.status == "done"]
+    table = {r.dir: study.knobs(r) for r in runs}
+
+    def fixed(subset) -> dict:
+        """Knobs every run of ``subset`` has, with one value, that are not among the differing ones."""
+        common = set.intersection(*(set(table[r.dir]) for r in subset)) - set(keys)
+        return {k: table[subset[0].dir][k] for k in table[subset[0].dir] if k in common
+                and len({json.dumps(table[r.dir][k], sort_keys=True, default=str) for r in subset}) == 1}
+
+    shared = fixed(runs)
+    models = sorted({r.model for r in runs})
+    per_model = {m: {k: v for k, v in fixed([r for r in runs if r.model == m]).items() if k not in shared}
+                 for m in models}
+    facts = {
+        "runs": e(f"{len(runs)} ({len(done)} finished) of {len(models)} model(s): {', '.join(models)}"),
+        "from": ", ".join(f"<code>{e(str(p))}</code>" for p in paths),
+        "data set": e(", ".join(sorted({str(t.get("dataset")) for t in table.values()}))),
+        "budgets": e(", ".join(f"{budget_label(b)} ({sum(len(r.runs) for r in rows)} runs)"
+                               for b, rows in groups.items())) + (" <b>(kept apart)</b>" if len(groups) > 1 else ""),
+        "knobs that differ": e(", ".join(keys) or "none"),
+        "shared by all runs": e(", ".join(f"{k}={fmt_value(v)}" for k, v in shared.items() if k != "dataset")),
+        **{f"fixed for {m}": e(", ".join(f"{k}={fmt_value(v)}" for k, v in kv.items())) for m, kv in per_model.items()
+           if kv},
+    }
+    h = ["<dl class='facts'>"] + [f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts.items()] + ["</dl>"]
+    settings = study.settings_summary(done)
+    if settings:
+        h.append("<h3>Metric settings (sample sizes)</h3><table><tr><th class='l'>metric</th>"
+                 "<th class='l'>settings</th><th>runs</th></tr>")
+        for name, variants in settings.items():
+            flag = " <span class='bad'>(differ between runs)</span>" if len(variants) > 1 else ""
+            for i, (text, n) in enumerate(variants.items()):
+                h.append(f"<tr><td class='l'>{e(name) + flag if i == 0 else ''}</td><td class='l'><code>{e(text)}"
+                         f"</code></td><td>{n}</td></tr>")
+        h.append("</table>")
+    h.append("<p>" + "; ".join(f"<span class='dir'>{d}</span> {e(w)}" for d, w in study.DIRECTION_WORDS.items())
+             + ". <span class='u'>untrained</span>: the same network before training, scored the same way.</p>")
+    return h
+
+
+def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories: dict) -> tuple[list[str], list]:
+    tag = "all" if b is None else str(b)
+    h = [f"<h2 id='budget-{tag}'>{e(budget_label(b))}</h2>",
+         "<h3>Mean ± std over seeds</h3><div class='scroll'><table class='summary'><tr><th class='l'>model</th>"
+         "<th class='l'>knobs that differ</th><th>seeds</th>" + "".join(_head(k) for k in metrics) + "</tr>"]
+    csv_rows, previous = [], None
+    for row in rows:
+        n = len(row.done)
+        bad = f" <span class='bad'>({len(row.runs) - n} not finished)</span>" if n < len(row.runs) else ""
+        first = " class='first'" if row.model != previous else ""
+        previous = row.model
+        h.append(f"<tr{first}><td class='l'>{e(row.model)}</td><td class='l'>{e(row.label)}</td><td>{n}{bad}</td>"
+                 + "".join(_cell(row, k) for k in metrics) + "</tr>")
+        rec = {"budget": b, "model": row.model, "hyperparameters": row.label, "seeds": n,
+               "not_finished": len(row.runs) - n}
+        for k in metrics:
+            mean, std, cnt = stats(row.values(k))
+            rec.update({f"{k}_mean": mean, f"{k}_std": std, f"{k}_n": cnt,
+                        f"{k}_untrained_mean": stats(row.values(k, untrained=True))[0]})
+        csv_rows.append(rec)
+    h.append("</table></div>")
+    if not any(row.done for row in rows) or not metrics:
+        return h, csv_rows
+
+    models = list(dict.fromkeys(row.model for row in rows))
+    by_model = {m: [row for row in rows if row.model == m] for m in models}
+    goals = [k for k in metrics if direction(k) != "·"]  # diagnostics stay in the tables
+    pooled = [plots.Panel(f"{k} {direction(k)}", models,
+                          {"": [[v for row in by_model[m] for v in row.values(k)] for m in models]},
+                          [[v for row in by_model[m] for v in row.values(k, True)] for m in models]) for k in goals]
+    if pooled:
+        h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled),
+                         "Each model over all its runs at this budget (every setting and seed): one point per run, "
+                         "a violin where there are 5 or more; grey crosses: the untrained network"))
+    for m in models:
+        h += _model_figures(m, by_model[m], goals, out, b, histories)
+    h.append("<h3>Pictures</h3><p class='u'>traversals of each run (click for full size); links to its other "
+             "pictures.</p>")
+    for row in rows:
+        h.append(f"<div><b>{e(row.model)}</b> {e(row.label)}<br>")
+        for r in row.runs:
+            h.append(_thumb(r, out))
+        h.append("</div>")
+    return h, csv_rows
+
+
+def _figure(out: Path, name: str, png: bytes, caption: str) -> str:
+    from dislab import io as atomic
+
+    atomic.write_bytes(out / name, png)
+    return f"<h3>{e(caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
+
+
+def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, histories: dict) -> list[str]:
+    h, tag = [], "all" if budget is None else str(budget)
+    finished = [row for row in rows if row.done]
+    within = study.differing([r for row in finished for r in row.done])
+    if within and metrics:
+        x_key = within[0]
+        xs = sorted({json.dumps(row.settings.get(x_key), default=str): row.settings.get(x_key)
+                     for row in finished}.values(), key=study._sort_key)
+
+        def rest(row) -> str:
+            return ", ".join(f"{k}={fmt_value(v)}" for k, v in row.settings.items() if k != x_key and k in within)
+
+        panels = []
+        for k in metrics:
+            panel = {rest(row): plots.Line(rest(row) or None, {}) for row in finished}
+            for row in finished:
+                panel[rest(row)].by_x.setdefault(xs.index(row.settings.get(x_key)), []).extend(row.values(k))
+            panels.append(list(panel.values()))
+        png = plots.versus([f"{k} {direction(k)}" for k in metrics], [fmt_value(x) for x in xs], x_key, panels)
+        h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png,
+                         f"{model} against {x_key}: one point per seed, the line through the means"))
+    hist = {row.label: [histories[r.dir] for r in row.done if histories.get(r.dir)] for row in rows}
+    keys = study.curve_keys([x for hs in hist.values() for x in hs])
+    if keys:
+        panels = [[plots.Curve(label, *study.mean_curve(hs, k), n=len(hs)) for label, hs in hist.items()
+                   if hs and any(k in x for x in hs)] for k in keys]
+        h.append(_figure(out, f"curves_{_safe(model)}_{tag}.png", plots.curves(keys, panels, budget),
+                         f"{model}: training curves (history.csv), mean over seeds, band from lowest to highest seed"))
+    return h
+
+
+def _thumb(r, out: Path) -> str:
+    pics = r.dir / "pictures"
+    links = " ".join(f"<a href='{_href(pics / p, out)}'>{e(p.split('.')[0] if p != 'traversals.gif' else 'gif')}</a>"
+                     for p in PICTURES[1:] if (pics / p).exists())
+    seed = f"seed {r.seed}" + ("" if r.status == "done" else f" <span class='bad'>{e(r.status)}</span>")
+    if (pics / PICTURES[0]).exists():
+        img = f"<a href='{_href(pics / PICTURES[0], out)}'><img loading='lazy' src='{_href(pics / PICTURES[0], out)}'" \
+              f" alt='traversals {e(str(r.dir))}'></a>"
+    else:
+        img = "<div class='u' style='width:120px'>(no pictures)</div>"
+    return f"<figure class='run'>{img}<figcaption>{seed}<br>{links}</figcaption></figure>"
+
+
+def build(paths, out=None, reference: str | None = None) -> Path:
+    from dislab import io as atomic
+
+    ref = None
+    if reference:
+        from dislab.references import load
+
+        ref = load(reference)  # before anything is written
     paths = [Path(p) for p in paths]
     out = Path(out) if out else (paths[0] / "report" if len(paths) == 1 else Path("report"))
-    runs = find_runs(paths)
+    runs = study.load(paths)
     if not runs:
         raise SystemExit(f"error: no run directories (with .hydra/config.yaml) under {', '.join(map(str, paths))}")
     attach_udr(runs)
-    by_model: dict[str, list[Run]] = {}
-    for r in runs:
-        by_model.setdefault(r.model, []).append(r)
-    models = [Model(name, rs) for name, rs in sorted(by_model.items())]
+    groups, keys = study.group(runs)
     done = [r for r in runs if r.status == "done"]
-    keys = {k for r in done for k in r.metrics}
-    metrics = order_metrics(keys)
+    metrics = sorted(order_metrics({k for r in done for k in r.metrics}), key=lambda k: direction(k) == "·")
     out.mkdir(parents=True, exist_ok=True)
+    histories = {r.dir: study.read_history(r) for r in done}
 
-    images = []
-    if metrics and done:
-        images.append(("Each model over all its runs (every hyperparameter setting and seed)",
-                       plot_distributions(models, metrics, out / "distributions.png")))
-        for m in models:  # a model run with one setting only is all in the figure above
-            if m.hparams and any(r.status == "done" for r in m.runs):
-                images.append((f"{m.name} against {m.hparams[0]}: boxes show the spread over seeds, the line the mean",
-                               plot_model(m, metrics, out / f"model_{_safe(m.name)}.png")))
-
-    e = html.escape
     h = ["<!doctype html><html><head><meta charset='utf-8'><title>dislab report</title>",
-         f"<style>{CSS}</style></head><body><h1>dislab report</h1>",
-         f"<p>{len(runs)} runs ({len(done)} finished) of {len(models)} model(s) from "
-         + ", ".join(f"<code>{e(str(p))}</code>" for p in paths) + ".</p>",
-         "<h2>Mean ± std over seeds</h2><div class='scroll'><table id='summary'><tr><th class='l'>model</th>"
-         "<th class='l'>hyperparameters</th><th>seeds</th>"
-         + "".join(f"<th>{e(k)}</th>" for k in metrics) + "</tr>"]
-    rows = []
-    for m in models:
-        for i, (values, cell) in enumerate(m.cells.items()):
-            s = {k: stats(cell, k) for k in metrics}
-            n = sum(r.status == "done" for r in cell)
-            bad = f" <span class='bad'>({len(cell) - n} not finished)</span>" if n < len(cell) else ""
-            h.append(f"<tr{' class=first' if i == 0 else ''}><td class='l'>{e(m.name)}</td>"
-                     f"<td class='l'>{e(m.label(values))}</td><td>{n}{bad}</td>"
-                     + "".join(f"<td>{_pm(*s[k])}</td>" for k in metrics) + "</tr>")
-            rows.append({"model": m.name, "hyperparameters": m.label(values), "seeds": n,
-                         **{f"{k}_{w}": s[k][j] for k in metrics for j, w in enumerate(("mean", "std"))}})
-    h.append("</table></div>")
-    for title, img in images:
-        h.append(f"<h2>{e(title)}</h2><img src='{e(img.name)}' alt='{e(title)}'>")
+         f"<style>{CSS}</style></head><body><h1>dislab report</h1>", *header(runs, groups, keys, paths)]
+    if len(groups) > 1:
+        h.append("<p>Budgets: " + " · ".join(f"<a href='#budget-{'all' if b is None else b}'>{e(budget_label(b))}</a>"
+                                             for b in groups) + "</p>")
+    if ref is not None:
+        from dislab.sweep.reproduction import section
+
+        parts, ref_rows = section(ref, groups, runs, lambda name, png, caption: _figure(out, name, png, caption))
+        h += parts
+        _write_csv(out / "reference.csv", ref_rows)
+    csv_rows = []
+    for b, rows in groups.items():
+        parts, rows_csv = budget_section(b, rows, metrics, out, histories)
+        h += parts
+        csv_rows += rows_csv
     failed = [r for r in runs if r.status != "done"]
     if failed:
-        h.append("<h2>Runs that did not finish</h2><table><tr><th class='l'>run</th><th class='l'>status</th>"
-                 "<th class='l'>error</th></tr>")
-        h += [f"<tr><td class='l'><code>{e(str(r.dir))}</code></td><td class='l bad'>{e(r.status)}</td>"
-              f"<td class='l'>{e(r.error)}</td></tr>" for r in failed]
+        h.append("<h2>Runs that did not finish</h2><table><tr><th class='l'>run</th><th class='l'>model</th>"
+                 "<th class='l'>budget</th><th class='l'>status</th><th class='l'>error</th></tr>")
+        h += [f"<tr><td class='l'><code>{e(str(r.dir))}</code></td><td class='l'>{e(r.model)}</td>"
+              f"<td class='l'>{e(budget_label(study.budget(r)))}</td><td class='l bad'>{e(r.status)}</td>"
+              f"<td class='l'>{e(r.error or '(no error recorded)')}</td></tr>" for r in failed]
         h.append("</table>")
     h.append("<details><summary>Every run</summary><div class='scroll'><table><tr><th class='l'>run</th>"
-             "<th class='l'>model</th><th class='l'>overrides</th><th>seed</th><th class='l'>status</th>"
-             + "".join(f"<th>{e(k)}</th>" for k in metrics) + "</tr>")
+             "<th class='l'>model</th><th class='l'>overrides</th><th>seed</th><th class='l'>budget</th>"
+             "<th class='l'>status</th>" + "".join(_head(k) for k in metrics) + "</tr>")
     for r in runs:
-        h.append(f"<tr><td class='l'><code>{e(str(r.dir))}</code></td><td class='l'>{e(r.model)}</td>"
-                 f"<td class='l'>{e(' '.join(r.overrides))}</td><td>{e(str(r.seed))}</td>"
-                 f"<td class='l'>{e(r.status)}</td>"
-                 + "".join(f"<td>{_pm(*stats([r], k))}</td>" for k in metrics) + "</tr>")
+        h.append(f"<tr><td class='l'><a href='{_href(r.dir, out)}'><code>{e(str(r.dir))}</code></a></td>"
+                 f"<td class='l'>{e(r.model)}</td><td class='l'>{e(' '.join(r.overrides))}</td>"
+                 f"<td>{e(str(r.seed))}</td>"
+                 f"<td class='l'>{e(budget_label(study.budget(r)))}</td><td class='l'>{e(r.status)}</td>"
+                 + "".join(f"<td>{fmt_stats(*stats(finite([r.metrics.get(k)])))}</td>" for k in metrics) + "</tr>")
     h.append("</table></div></details></body></html>")
-
-    from dislab import io as atomic
-    from dislab.sweep.summary import to_csv
-
-    atomic.write_text(out / "table.csv", to_csv(rows))
+    _write_csv(out / "table.csv", csv_rows)
     return atomic.write_text(out / "report.html", "\n".join(h) + "\n")
 
 
@@ -259,9 +296,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dislab.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="+", help="run or sweep directories")
     ap.add_argument("--out", help="output directory (default: DIR/report for one DIR, else ./report)")
+    ap.add_argument("--reference", help="lay published numbers beside ours: a module of dislab/references "
+                                        "(e.g. locatello2019)")
     args = ap.parse_args(argv)
     try:
-        path = build(args.dirs, args.out)
+        if args.reference:
+            from dislab.references import load
+
+            load(args.reference)  # an unknown name: one line, nothing written
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        path = build(args.dirs, args.out, args.reference)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -14,15 +14,13 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dislab import io, wandb_records
-from dislab.evaluate import metric_settings, representation
-from dislab.viz.pictures import reconstructions, traversal_images
+from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 
 log = logging.getLogger("dislab")
 PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
@@ -99,29 +97,11 @@ def make_loggers(cfg, run_dir: Path) -> list:
     return loggers
 
 
-def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict) -> dict[str, np.ndarray]:
-    """pictures/: traversals (PNG and GIF), reconstructions, samples from the prior, per-latent KL
-    bars and the factor x latent mutual-information heat map MIG is computed from (both from the
-    evaluation representation ``rep``)."""
-    from dislab.metrics._sampling import discrete_entropy
-    from dislab.metrics.mig import mutual_info_matrix
-    from dislab.viz.grid import image_grid
-    from dislab.viz.metric_pictures import kl_bars, mutual_info_heatmap
-    from dislab.viz.traversal_gif import traversal_gif
+def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:
+    """pictures/ (``dislab.callbacks.pictures.write_pictures``); returns what ``log_pictures`` logs."""
+    from dislab.callbacks.pictures import write_pictures as write
 
-    rng = np.random.default_rng([eval_seed, 2])
-    x = data.sample_observations(8, rng)
-    samples = model.decode(model.sample_prior(64, rng))
-    trav = traversal_images(model, x)  # decoded once for the PNG and the GIF
-    pics = {"traversals": image_grid(trav), "reconstructions": reconstructions(model, x),
-            "samples": image_grid(samples.reshape(8, 8, *samples.shape[1:])), "kl": kl_bars(rep["kl"])}
-    if rep["factors"].shape[1]:
-        pics["mi_heatmap"] = mutual_info_heatmap(mutual_info_matrix(rep["means"], rep["factors"]), data.factor_names,
-                                                 factor_entropy=discrete_entropy(rep["factors"]))
-    for name, img in pics.items():
-        io.write_png(run_dir / "pictures" / f"{name}.png", img)
-    io.write_bytes(run_dir / "pictures" / "traversals.gif", traversal_gif(trav))
-    return pics
+    return write(model, data, run_dir, eval_seed, rep, metrics)
 
 
 def identity(cfg) -> dict:
@@ -191,18 +171,23 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
 
 def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from dislab.callbacks.checkpoint import AtomicCheckpoint
+    from dislab.callbacks.checkpoint import AtomicCheckpoint, Interrupted
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars, log_scalars
     from dislab.callbacks.nan_guard import NanGuard
+    from dislab.callbacks.pictures import log_pictures
+    from dislab.callbacks.profiler import NoProfiler
+    from dislab.callbacks.progress import ProgressBar
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device`.*")  # VAE's, on purpose
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -213,6 +198,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
     validate_data(cfg, data, final_metrics, explicit)
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
+    check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
@@ -226,22 +212,25 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
         untrained = {}
-        if cfg.eval_untrained and not resume and os.environ.get("LOCAL_RANK", "0") == "0":
+        if cfg.eval_untrained and not resume and rank_zero_only.rank == 0:  # the global rank (SLURM_PROCID...)
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
             log.info("untrained: %s", untrained)
-        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg))
-        callbacks = [ckpt, NanGuard(cfg.nan_policy),
-                     MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition),
-                     *extra_callbacks]
+        guard = NanGuard(cfg.nan_policy)
+        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
+        during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
+        callbacks = [ckpt, guard, during_cb, *extra_callbacks]
+        if cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(ProgressBar())
+        lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}  # unless one is asked for
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
-                              default_root_dir=str(run_dir))
+                              default_root_dir=str(run_dir), **lean)
         try:
             trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
         except SIGTERMException:
-            raise SystemExit(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
-                             f"re-run the same command to resume") from None
+            raise Interrupted(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
+                              f"re-run the same command to resume") from None
         ckpt.save(trainer)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # for in-process callers running more jobs
@@ -252,7 +241,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         values = _metrics_only(scalars)
         rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
         io.write_npz(run_dir / "representation.npz", **rep)
-        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep)
+        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
@@ -260,10 +249,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)
+            log_pictures(loggers, pics, trainer.global_step)
             for lg in loggers:
-                if hasattr(lg, "log_image"):
-                    for name, img in pics.items():
-                        lg.log_image(key=f"pictures/{name}", images=[img])
                 lg.finalize("success")
         except Exception as e:
             log.warning("a logger failed after the results were written: %s", e)

@@ -138,6 +138,7 @@ SHARED = {  # conf/train.yaml
     "batch_size": integer(1), "steps": integer(1), "metrics_every": integer(0), "num_eval": integer(1),
     "eval_untrained": BOOL, "checkpoint_every": integer(0), "resume": BOOL, "nan_policy": one_of("stop", "skip"),
     "num_decomposition": integer(0), "threads": optional(integer(1)), "channels_last": BOOL, "compile": BOOL,
+    "compile_mode": one_of("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "run_dir": path("output", "a folder (or a path not yet taken)", required=False, null="Hydra's output folder"),
     "group": optional(NAME), "sweep_name": NAME,
 }
@@ -163,7 +164,7 @@ MODELS = {name: ("recon", *knobs.split()) for name, knobs in {
     "infogan": "lam n_cat cat_dim n_cont disc_lr disc_betas",
     "ada_gvae": "beta k k_rule", "ada_ml_vae": "beta k k_rule", "group_vae": "beta k k_rule", "ml_vae": "beta k k_rule",
 }.items()}
-NETS = {"conv64": {}, "mlp": {"hidden": integer(1)}}
+NETS = {"conv64": {}, "conv64_paper": {}, "mlp": {"hidden": integer(1)}}
 
 def _device_ok(v) -> bool:
     """``dataset.device`` (``dislab.data._device.check_device``): a known value, and a GPU only where one

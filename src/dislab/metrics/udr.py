@@ -20,6 +20,14 @@ not NaN. Spearman is computed as the Pearson correlation of average ranks (= sci
 
 Input: what each run writes to ``representation.npz`` — posterior ``means`` (n, D) on one shared
 evaluation sample and ``kl`` (D,) the per-latent mean KL there.
+
+Deterministic encoders (AE, AAE, InfoGAN's Q: ``stochastic = False``; their ``representation.npz`` has
+``stochastic`` false and no ``kl``): the filter's purpose is to keep the latents that carry information
+about x (a latent whose posterior is the prior for every x carries none). A point encoder has no
+posterior variance: its KL to the prior is infinite for every latent, and the log-variance its network
+may output is untrained, so the KL filter says nothing there. For a deterministic latent,
+I(x; z_d) = H(z_d) > 0 exactly when z_d varies, so a point encoder's latent counts as active when its
+mean is not constant on the evaluation sample (this drops InfoGAN's noise slots, which are zero).
 """
 
 from __future__ import annotations
@@ -31,6 +39,17 @@ from sklearn.linear_model import Lasso
 from dislab.metrics._sampling import quiet_sklearn
 
 VARIANTS = ("lasso", "spearman")
+
+#: nats: a latent is active (informative) when its mean KL(q(z_j|x) || p(z_j)) on the evaluation sample
+#: exceeds this, strictly (Duan et al. Sec. 3; disentanglement_lib ``compute_udr_sklearn``'s
+#: ``kl_filter_threshold=0.01`` and ``np.greater(kl, 0.01)``). The run's pictures (kl.png, traversals)
+#: mark latents with this same definition, ``active_latents``.
+KL_ACTIVE = 0.01
+
+
+def active_latents(kl, threshold: float = KL_ACTIVE) -> np.ndarray:
+    """Boolean mask of the active latents: mean KL > ``threshold`` (NaN counts as inactive)."""
+    return np.asarray(kl, dtype=np.float64) > threshold
 
 
 def relative_strength(r: np.ndarray) -> float:
@@ -61,21 +80,24 @@ def lasso_matrix(a: np.ndarray, b: np.ndarray, *, alpha: float = 0.1) -> np.ndar
 
 
 def _prepare(means, kl, kl_threshold):
+    """Standardised means with inactive latents zeroed, and the activity mask: KL > ``kl_threshold``, or
+    for a point encoder (``kl`` None) a mean that is not constant over the sample."""
     m = np.asarray(means, dtype=np.float64)
-    kl = np.asarray(kl, dtype=np.float64)
-    if m.ndim != 2 or kl.shape != (m.shape[1],):
-        raise ValueError(f"means {m.shape} must be (n, D) and kl {kl.shape} (D,)")
-    if not (np.isfinite(m).all() and np.isfinite(kl).all()):
+    kl = None if kl is None else np.asarray(kl, dtype=np.float64)
+    if m.ndim != 2 or (kl is not None and kl.shape != (m.shape[1],)):
+        raise ValueError(f"means {m.shape} must be (n, D) and kl {None if kl is None else kl.shape} (D,)")
+    if not (np.isfinite(m).all() and (kl is None or np.isfinite(kl).all())):
         raise ValueError("means or kl contain NaN or infinite values")
     std = m.std(axis=0)
     z = (m - m.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    active = kl > kl_threshold
+    active = std > 0 if kl is None else active_latents(kl, kl_threshold)
     return z * active, active
 
 
-def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: float = 0.01,
+def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: float = KL_ACTIVE,
                alpha: float = 0.1) -> np.ndarray:
-    """Pairwise UDR_ij (runs x runs, diagonal 0): similarity of run i's latents (rows of R) to run j's."""
+    """Pairwise UDR_ij (runs x runs, diagonal 0): similarity of run i's latents (rows of R) to run j's.
+    ``kls``: each run's per-latent KL, or None for a point encoder (activity from the means, above)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} must be one of {VARIANTS}")
     if len(means) != len(kls) or len(means) < 2:
@@ -95,7 +117,7 @@ def udr_matrix(means: list, kls: list, *, variant: str = "lasso", kl_threshold: 
     return out
 
 
-def udr_on_codes(means: list, kls: list, *, kl_threshold: float = 0.01, alpha: float = 0.1,
+def udr_on_codes(means: list, kls: list, *, kl_threshold: float = KL_ACTIVE, alpha: float = 0.1,
                  variants: tuple[str, ...] | list[str] = VARIANTS) -> dict[str, np.ndarray]:
     """Per-run scores ``udr_<variant>`` (n_runs,) and the pairwise matrices ``udr_<variant>_pairs``:
     run i's score is the median of UDR_ji over j != i."""
@@ -107,13 +129,15 @@ def udr_on_codes(means: list, kls: list, *, kl_threshold: float = 0.01, alpha: f
     return out
 
 
-def udr(representations: list[dict], *, kl_threshold: float = 0.01, alpha: float = 0.1,
+def udr(representations: list[dict], *, kl_threshold: float = KL_ACTIVE, alpha: float = 0.1,
         variants: tuple[str, ...] | list[str] = VARIANTS) -> list[dict[str, float]]:
     """UDR of each run from its ``representation.npz`` contents (``means``, ``kl``; all runs on the same
-    evaluation sample): one dict per run, ``{"udr_lasso": ..., "udr_spearman": ...}``."""
+    evaluation sample; ``stochastic`` false: a point encoder, whose ``kl`` is not read): one dict per run,
+    ``{"udr_lasso": ..., "udr_spearman": ...}``."""
     seeds = {int(np.asarray(r["eval_seed"])) for r in representations if "eval_seed" in r}
     if len(seeds) > 1:
         raise ValueError(f"runs were encoded on different evaluation samples (eval_seed {sorted(seeds)})")
-    res = udr_on_codes([r["means"] for r in representations], [r["kl"] for r in representations],
+    kls = [r["kl"] if bool(np.asarray(r.get("stochastic", True))) else None for r in representations]
+    res = udr_on_codes([r["means"] for r in representations], kls,
                        kl_threshold=kl_threshold, alpha=alpha, variants=variants)
     return [{f"udr_{v}": float(res[f"udr_{v}"][i]) for v in variants} for i in range(len(representations))]

@@ -5,9 +5,17 @@ Written as  KL + (alpha-1) MI + (beta-1) TC + (gamma-1) dwKL  with the closed-fo
 equal in expectation (eq. 2: KL averaged over the data = MI + TC + dwKL) and has lower
 variance; with alpha = beta = gamma = 1 it is exactly the VAE (disentanglement_lib's
 ``BetaTCVAE`` is the alpha = gamma = 1 case). log q(z) and log prod_d q(z_d) come from the
-minibatch-weighted (``mws``) or stratified (``mss``) estimator with N = the training-set size and
-every constant kept, so the logged ``train/mi``, ``train/tc``, ``train/dwkl`` are true estimates.
-Checked against rtqichen/beta-tcvae and disentanglement_lib ``total_correlation``.
+minibatch-weighted (``mws``, Chen et al. eq. S9 / Appendix C.1) or stratified (``mss``, Appendix C.2)
+estimator on the batch, with N = the training-set size and every constant kept: disentanglement_lib's
+``total_correlation`` drops the constant, its TC = this MWS TC - (D - 1) log(N M), the same gradient.
+
+The logged ``train/mi_<estimator>``, ``train/tc_<estimator>``, ``train/dwkl_<estimator>`` (e.g.
+``train/tc_mws``) are the estimator's values on one batch of M points: the published loss terms, but
+biased estimates of MI, TC and dwKL (MWS logs a TC of ~120-135 nats on dSprites where the truth is a
+few, and an MI above log N). For the quantities themselves read ``decomposition/mi``, ``/tc``,
+``/dwkl`` (``dislab.evaluate.decomposition``: exact for a fixed evaluation sample taken as the data).
+Checked against rtqichen/beta-tcvae and disentanglement_lib ``methods/unsupervised/vae.py``
+(``total_correlation``, ``BetaTCVAE``).
 """
 
 from dislab.models.vae import VAE
@@ -26,4 +34,4 @@ class BetaTCVAE(VAE):
     def regularizer(self, kl, mu, logvar, z):
         d = kl_decomposition(z, mu, logvar, self.dataset_size, self.estimator)
         loss = kl + (self.alpha - 1) * d["mi"] + (self.beta - 1) * d["tc"] + (self.gamma - 1) * d["dwkl"]
-        return loss, d
+        return loss, {f"{k}_{self.estimator}": v for k, v in d.items()}

@@ -44,5 +44,5 @@ class FactorVAE(CodeDiscriminatorVAE):
         """Cross-entropy of D on q(z) samples (class 0) and their per-dimension permutation (class 1)."""
         z = z.detach()
         logits = self.discriminator(torch.cat([z, permute_dims(z)]))
-        target = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)
+        target = (torch.arange(2 * len(z), device=z.device) >= len(z)).long()  # 0s then 1s, made on z's device
         return F.cross_entropy(logits, target)  # = 0.5 (CE on q(z) + CE on q-bar(z)), equal halves

@@ -7,9 +7,10 @@ L_I = E[log Q(c | G(z, c))] + H(c) <= I(c; G(z, c)) (Lemma 5.1). Checked against
 Latent layout (``decode``'s input, z_dim = the net's): [n_cat one-hot blocks of cat_dim (uniform
 categorical codes), n_cont continuous codes ~ U(-1, 1), z_dim - n_cat*cat_dim - n_cont noise ~ N(0, I)].
 Architecture for 64x64 (other sizes: MLPs of the same widths): G has conv64's decoder shape with
-batch norm after every hidden layer (the paper's G, appendix C, has it); D/Q share conv64's encoder
-shape with LeakyReLU(0.2) and FC 256; heads: D 1 logit, Q FC 128 + outputs. Q predicts categorical
-logits and, for the continuous codes, the mean of a unit-variance Gaussian (openai's ``fix_std=True``).
+batch norm after every hidden layer (the paper's G, appendix C, has it); D/Q share conv64_paper's
+encoder shape (4x4 kernels throughout) with LeakyReLU(0.2) and FC 256; heads: D 1 logit, Q FC 128
++ outputs. Q predicts categorical logits and, for the continuous codes, the mean of a unit-variance
+Gaussian (openai's ``fix_std=True``).
 G's batch norm is what makes it learn here: without it, on dSprites, D wins and G collapses to black
 images within 500 steps, with or without spectral norm in D. D's layers are spectrally normalised
 (Miyato et al. 2018) instead of batch-normalised as in the paper: with batch norm, Q in eval mode

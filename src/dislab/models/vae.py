@@ -15,6 +15,7 @@ and KL = (KL1 + KL2) / 2 (disentanglement_lib ``methods/weak/weak_vae.py``).
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 
 import numpy as np
@@ -25,11 +26,37 @@ from dislab.objectives.gaussian import gaussian_kl
 from dislab.objectives.recon import RECON_LOSSES, reconstruction_loss
 
 
+def _float32(device_type: str):
+    """Autocast off (a float32 region) where it is on; nothing otherwise."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """A half-precision tensor (bf16 autocast's outputs) in float32; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+#: attributes set on every training step (Lightning's hook bookkeeping, the terms the NaN guard names,
+#: a discriminator's codes): plain values, never a parameter, buffer or module
+_PER_STEP_ATTRS = frozenset({"_current_fx_name", "last_terms", "_codes"})
+
+
 class VAE(pl.LightningModule):
     #: whether z is sampled from q(z|x) during training (False: deterministic autoencoder)
     stochastic = True
     #: a weakly-supervised method's pair-sampler options (``dislab.data.pairs.PairSampler``); None: single images
     pairs: dict | None = None
+
+    def __setattr__(self, name, value):
+        """``nn.Module.__setattr__`` checks every value against parameters, buffers and modules (with
+        Python-level isinstance hooks); Lightning sets ``_current_fx_name`` twice around every hook
+        call, ~2 % of a tiny network's step (py-spy). These names skip the checks."""
+        if name in _PER_STEP_ATTRS:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def __init__(self, net: torch.nn.Module, optimizer: partial | None = None, recon: str = "bernoulli",
                  dataset_size: int | None = None):
@@ -40,6 +67,8 @@ class VAE(pl.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-4)
         self.recon = recon
         self.dataset_size = dataset_size
+        self.automatic_optimization = False  # the lean step below (training_step)
+        self.cudagraphs = False  # set by build_model when the net is compiled into CUDA graphs
 
     # -- the hook --------------------------------------------------------------------------
     def regularizer(self, kl, mu, logvar, z) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -54,39 +83,77 @@ class VAE(pl.LightningModule):
 
     # -- training --------------------------------------------------------------------------
     def losses(self, x: torch.Tensor, changed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Loss terms of a batch of images, or (with ``changed``) of pairs x (B, 2, C, H, W)."""
+        """The loss terms of a batch of images, or (with ``changed``) of pairs x (B, 2, C, H, W). Under
+        bf16 autocast (``trainer.precision=bf16-mixed``) only the network runs in bf16: its outputs are
+        taken to float32, and z, the pair averaging, the reconstruction loss, the KL and the regulariser
+        are computed in float32 with autocast off (no-ops without autocast)."""
         pairs = {}
+        b = len(x)
         if changed is not None:
-            b, x = len(x), x.flatten(0, 1)
-            mu, logvar = self.net.encode(x)
-            mu, logvar, pairs["shared"] = self.pair_posteriors(mu.reshape(b, 2, -1), logvar.reshape(b, 2, -1), changed)
+            x = x.flatten(0, 1)
+        mu, logvar = (_wide(t) for t in self.net.encode(x))
+        if changed is not None:
+            with _float32(x.device.type):
+                mu, logvar, pairs["shared"] = self.pair_posteriors(mu.reshape(b, 2, -1), logvar.reshape(b, 2, -1),
+                                                                   changed)
             mu, logvar = mu.flatten(0, 1), logvar.flatten(0, 1)
-        else:
-            mu, logvar = self.net.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.stochastic else mu
-        logits = self.net.decode(z)
-        recon = reconstruction_loss(logits, x, self.recon)
-        kl = gaussian_kl(mu, logvar).sum(1).mean()
-        reg, logs = self.regularizer(kl, mu, logvar, z)
+        logits = _wide(self.net.decode(z))
+        with _float32(x.device.type):
+            recon = reconstruction_loss(logits, x, self.recon)
+            kl = gaussian_kl(mu, logvar).sum(1).mean()
+            reg, logs = self.regularizer(kl, mu, logvar, z)
         terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **pairs, **logs}
         self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
         return terms
 
     def training_step(self, batch, batch_idx):
+        """One iteration under Lightning's manual optimization. The automatic loop does the same work
+        inside a closure with four more hook dispatches per step, which cost more than a small
+        network's step on a GPU (``make bench``, tiny network). Hooks, precision plugin and
+        ``global_step`` (one per ``opt.step()``) are Lightning's as before."""
+        opt = self.optimizers()
         terms = self.losses(*batch) if self.pairs is not None else self.losses(batch)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(terms["loss"])
+        opt.step()
         self.log_terms(terms)
-        return terms["loss"]
+
+    def on_train_batch_start(self, batch, batch_idx):
+        if self.cudagraphs:  # a new iteration: the previous step's graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """A batch is one image tensor: moved as such (a no-op when it was rendered on the device),
+        not through Lightning's walk over collections."""
+        if isinstance(batch, torch.Tensor):
+            return batch.to(device, non_blocking=True)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def log_terms(self, terms: dict[str, torch.Tensor]) -> None:
-        """Log ``train/<term>`` on the steps Lightning writes to its loggers (every
-        ``trainer.log_every_n_steps``) and skip the rest: filling Lightning's result collection on
-        every step cost ~3 % of a conv64 training step on CPU (py-spy), for values never written."""
-        connector = getattr(self.trainer, "_logger_connector", None)
-        if connector is None or connector.should_update_logs:
-            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False)
+        """Write ``train/<term>`` to the loggers on the steps Lightning writes (every
+        ``trainer.log_every_n_steps``, under the step number Lightning uses), reading the values from
+        the device on those steps only. ``self.log`` would fill Lightning's result collection, which
+        Lightning then walks on every later step (py-spy: ~4 % of a tiny network's step)."""
+        trainer = self._trainer
+        if trainer is None or not trainer._logger_connector.should_update_logs:
+            return
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()  # one host read
+        row = {f"train/{k}": v for k, v in zip(terms, values, strict=True)}
+        for lg in trainer.loggers:
+            lg.log_metrics(row, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
 
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
+
+    def on_load_checkpoint(self, checkpoint):
+        """A checkpoint written before this step was manual counts its steps in Lightning's automatic
+        loop: they are carried over, so such a run resumes at its step instead of at 0."""
+        loops = checkpoint.get("loops", {}).get("fit_loop", {})
+        auto = loops.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {}).get("step")
+        manual = loops.get("epoch_loop.manual_optimization.optim_step_progress")
+        if auto and manual and not manual["total"]["completed"] and auto["total"]["completed"]:
+            manual.update({k: dict(auto[k]) for k in ("total", "current")})
 
     # -- inference -------------------------------------------------------------------------
     def _infer(self, fn, x: np.ndarray | torch.Tensor):

@@ -33,8 +33,8 @@ def _pairwise_log_qzd(z, mu, logvar):
     return gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
 
 
-def _log_weights(batch: int, dataset_size: int, estimator: str, device) -> torch.Tensor:
-    """log w_ij such that q(z_i) ~= sum_j w_ij q(z_i|x_j), shape (B, B).
+def _log_weights(batch: int, dataset_size: int, estimator: str, like: torch.Tensor) -> torch.Tensor:
+    """log w_ij such that q(z_i) ~= sum_j w_ij q(z_i|x_j), shape (B, B), dtype and device of ``like``.
 
     MWS (Chen et al., eq. S9): the batch is treated as M draws with replacement from the N
     data points: w_ij = 1 / (N M) for every j.
@@ -46,11 +46,11 @@ def _log_weights(batch: int, dataset_size: int, estimator: str, device) -> torch
     """
     n, m = float(dataset_size), batch
     if estimator == "mws":
-        return torch.full((m, m), -math.log(n * m), device=device)
+        return torch.full((m, m), -math.log(n * m), dtype=like.dtype, device=like.device)
     if estimator == "mss":
         if m < 2:
             raise ValueError("the stratified estimator needs a batch of at least 2")
-        w = torch.full((m, m), math.log((n - 1) / (n * (m - 1))), device=device)
+        w = torch.full((m, m), math.log((n - 1) / (n * (m - 1))), dtype=like.dtype, device=like.device)
         w.fill_diagonal_(-math.log(n))
         return w
     raise ValueError(f"estimator={estimator!r} is not known; allowed: {', '.join(ESTIMATORS)}")
@@ -61,7 +61,7 @@ def log_qz_terms(z, mu, logvar, dataset_size: int, estimator: str = "mws"):
     log p(z_i)), each of shape (B,)."""
     b = z.shape[0]
     pair = _pairwise_log_qzd(z, mu, logvar)  # (B, B, D)
-    logw = _log_weights(b, dataset_size, estimator, z.device)  # (B, B)
+    logw = _log_weights(b, dataset_size, estimator, z)  # (B, B)
     log_qz = torch.logsumexp(logw + pair.sum(2), dim=1)
     log_qzd = torch.logsumexp(logw.unsqueeze(2) + pair, dim=1).sum(1)
     log_qz_x = gaussian_log_density(z, mu, logvar).sum(1)

@@ -125,8 +125,10 @@ class SweepCallback(Callback):
         err = job_return._return_value
         out = Path(config.hydra.runtime.output_dir)
         line = f"{type(err).__name__}: {err}".replace("\n", " ")
-        if _rank_zero() and not (out / "error.txt").exists():
-            from dislab import io
+        from dislab.lock import RunDirInUse
+
+        if _rank_zero() and not (out / "error.txt").exists() and not isinstance(err, RunDirInUse):
+            from dislab import io  # (a directory another process holds is that process's to write)
 
             io.write_text(out / "error.txt", line + "\n")
         log.error("job %s failed (the sweep goes on): %s", config.hydra.job.num, line,

@@ -1,8 +1,10 @@
 """Read finished (or failed) run directories back: what was run, how it ended, what it scored.
 
 A run directory holds ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (written by Hydra),
-then ``metrics.json`` when it completed or ``error.txt`` (one line) when it failed. Nothing here
-imports torch or Lightning, so summaries and reports start fast.
+then ``metrics.json`` when it completed or ``error.txt`` (one line) when it did not. That line
+starts with the status when it is not a plain failure (``STATUSES``): ``Interrupted: SIGTERM at
+step 40...`` (written by the run), ``timed out: SLURM job 12_3 reached its time limit; ...`` (by
+``dislab.sweep.slurm``). Nothing here imports torch or Lightning, so summaries and reports start fast.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+# how a job ended: done (metrics.json), else what error.txt's first line "<status>: ..." names (any other
+# line: failed), else incomplete (no result, no error: still running, or killed without a word)
+NAMED = ("cancelled", "timed out", "pre-empted", "interrupted", "cannot run")
+STATUSES = ("done", "failed", *NAMED, "incomplete")
+
 # overrides that say where or how a job ran, not what it trained: never a hyperparameter
 NOT_HYPERPARAMETERS = ("seed", "launcher", "run_dir", "group", "sweep_name", "hydra", "threads")
 
@@ -24,7 +31,7 @@ class Run:
     overrides: list[str]
     config: dict              # .hydra/config.yaml as saved (interpolations unresolved)
     choices: dict             # config group -> option (.hydra/hydra.yaml runtime.choices)
-    status: str               # done | failed | incomplete
+    status: str               # one of STATUSES
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     global_step: int | None = None
@@ -74,7 +81,9 @@ def read_run(run_dir) -> Run:
         run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
     elif error.exists():
         lines = error.read_text(errors="replace").strip().splitlines()
-        run.status, run.error = "failed", (lines[0] if lines else "failed (error.txt is empty)")
+        run.error = lines[0] if lines else "failed (error.txt is empty)"
+        said = run.error.split(":", 1)[0].lower()
+        run.status = said if said in NAMED else "failed"
     return run
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dislab import io as atomic
-from dislab.sweep.runs import Run, cell_of, finite, order_metrics, read_run, run_dirs
+from dislab.sweep.runs import STATUSES, Run, cell_of, finite, order_metrics, read_run, run_dirs
 from dislab.wandb_records import finish as finish_wandb
 
 log = logging.getLogger("dislab.sweep")
@@ -50,7 +50,9 @@ def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, lis
                 reps.append(rep)
                 used.append(r)
         rec = {"cell": " ".join(cell), "overrides": list(cell), "runs": [str(r.dir) for r in used],
-               "seeds": [r.seed for r in used]}
+               "seeds": [r.seed for r in used],
+               "unfinished": [{"run": str(r.dir), "seed": r.seed, "status": r.status, "error": r.error}
+                              for r in members if r.status != "done"]}
         sizes = {len(rep["means"]) for rep in reps}
         if len(reps) < 2:
             rec["note"] = f"{len(reps)} finished run(s) with representation.npz; UDR needs at least 2 seeds"
@@ -140,12 +142,14 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
     atomic.write_text(sweep_dir / "sweep_summary.csv", to_csv(table))
     for c in cells:
         c["runs"] = [_relative(p, sweep_dir) for p in c["runs"]]
+        for u in c["unfinished"]:
+            u["run"] = _relative(u["run"], sweep_dir)
     atomic.write_json(sweep_dir / "udr.json", {
         "variants": list(VARIANTS), "settings": udr_kwargs or {}, "cells": cells,
         "runs": {_relative(k, sweep_dir): v for k, v in per_run.items()}})
     metric_keys = sorted({k for r in runs for k in r.metrics})
     failed = [r for r in runs if r.status != "done"]
-    counts = {s: sum(r.status == s for r in runs) for s in ("done", "failed", "incomplete")}
+    counts = {s: sum(r.status == s for r in runs) for s in STATUSES}
     reused = 0
     if started is not None:
         reused = sum(r.status == "done" and (r.dir / "metrics.json").stat().st_mtime < started for r in runs)

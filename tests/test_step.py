@@ -1,0 +1,148 @@
+"""The training step: Lightning's loop trains exactly what a bare PyTorch loop trains, bf16 autocast
+covers the network and not the loss terms, the compile mode reaches torch.compile, and the progress
+bar redraws on a clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAST, compose
+
+BARE = [o for o in FAST if not o.lstrip("+").startswith(("steps=", "metrics"))] + [
+    "steps=3", "metrics=none", "metrics_every=0", "eval_untrained=false", "num_decomposition=0", "threads=1"]
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_framework_trains_bit_for_bit_what_a_bare_loop_trains(tmp_path, policy):
+    """Same seed, same batches (batch t from default_rng([seed, t])), same noise: Lightning's step,
+    the NaN guard's check (and, with skip, the fused Adam's found_inf) change no bit of the weights."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from dislab.load import build_model
+    from dislab.train import run
+
+    cfg = compose([*BARE, "model=beta_tcvae", f"nan_policy={policy}", f"run_dir={tmp_path}"])
+    run(cfg)
+    trained = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    pl.seed_everything(cfg.seed, verbose=False)
+    data = instantiate(cfg.dataset)
+    model = build_model(cfg, data)
+    opt = model.configure_optimizers()
+    for t in range(cfg.steps):
+        x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng([cfg.seed, t])))
+        loss = model.losses(x)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    bare = model.state_dict()
+    assert trained.keys() == bare.keys()
+    assert all(torch.equal(trained[k], bare[k]) for k in bare)
+
+
+@pytest.mark.parametrize("model", ["dip_vae_i", "beta_tcvae"])
+def test_loss_terms_are_float32_under_bf16_autocast(model):
+    """With the network's outputs fixed, autocast must not change a single loss term: the terms
+    (DIP's covariance is a matrix product, which autocast would run in bf16) are computed in float32."""
+    from hydra.utils import instantiate
+
+    from dislab.load import build_model
+
+    cfg = compose([*FAST, f"model={model}"])
+    data = instantiate(cfg.dataset)
+    m = build_model(cfg, data)
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(16, 10, generator=gen), torch.randn(16, 10, generator=gen) * 0.3
+    logits = torch.randn(16, *data.x_shape, generator=gen)
+    m.net.encode = lambda x: (mu, logvar)
+    m.net.decode = lambda z: logits + z.sum() * 0  # depends on z, as a decoder does
+    x = torch.from_numpy(data.sample_observations(16, np.random.default_rng(0)))
+    torch.manual_seed(1)
+    plain = m.losses(x)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = m.losses(x)
+    for k in plain:
+        assert mixed[k].dtype == torch.float32 and torch.allclose(mixed[k], plain[k], rtol=1e-6, atol=0), k
+
+
+def test_bf16_precision_runs_the_step_under_autocast_and_keeps_float32_weights(tmp_path):
+    import pytorch_lightning as pl
+
+    from dislab.train import run
+
+    seen = []
+
+    class Probe(pl.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
+                         {v.dtype for v in pl_module.last_terms.values()}))
+
+    metrics = run(compose([*FAST, "model=beta_tcvae", "+trainer.precision=bf16-mixed", f"run_dir={tmp_path}"]),
+                  callbacks=(Probe(),))
+    assert seen and all(s == (True, torch.bfloat16, {torch.float32}) for s in seen)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert 0 <= metrics["mig"] <= 1
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in state.values())
+
+
+def test_compile_mode_reaches_torch_compile_and_marks_cuda_graph_steps(monkeypatch):
+    from hydra.utils import instantiate
+
+    from dislab.load import build_model
+
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append(kw))
+    for mode, graphs in (("default", False), ("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)):
+        calls.clear()
+        cfg = compose([*FAST, "compile=true", f"compile_mode={mode}"])
+        model = build_model(cfg, instantiate(cfg.dataset), compile=True)
+        assert calls == [{"mode": mode}] * len(list(model.net.children())) and model.cudagraphs == graphs
+
+
+def test_progress_bar_redraws_on_a_clock_and_shows_the_last_step(monkeypatch):
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from dislab.callbacks import progress
+
+    drawn = []
+    monkeypatch.setattr(TQDMProgressBar, "on_train_batch_end", lambda self, t, m, o, b, i: drawn.append(i))
+    monkeypatch.setattr(TQDMProgressBar, "on_train_end", lambda self, t, m: None)
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    bar = progress.ProgressBar(interval=1.0)
+    for i in range(10):
+        bar.on_train_batch_end(None, None, None, None, i)
+        now[0] += 0.3  # 0.3 s a step: a redraw every fourth step
+    assert drawn == [0, 4, 8]
+    shown = SimpleNamespace(disable=False, n=9, set_postfix=lambda d: None)
+    monkeypatch.setattr(progress.ProgressBar, "train_progress_bar", property(lambda self: shown))
+    monkeypatch.setattr(progress.ProgressBar, "get_metrics", lambda self, t, m: {})
+    bar.on_train_end(None, None)
+    assert shown.n == 10
+
+
+def test_a_checkpoint_from_the_automatic_loop_resumes_at_its_step(tmp_path):
+    """Checkpoints written before the step was manual count steps in Lightning's automatic loop."""
+    from dislab.train import run
+
+    over = [*BARE, "model=beta_vae", "checkpoint_every=2", f"run_dir={tmp_path}"]
+    run(compose([*over, "steps=2"]))
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    state = torch.load(path, weights_only=True)
+    loops = state["loops"]["fit_loop"]
+    manual = loops["epoch_loop.manual_optimization.optim_step_progress"]
+    loops["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"] = {
+        k: dict(manual[k]) for k in ("total", "current")}
+    manual.update(total={"ready": 0, "completed": 0}, current={"ready": 0, "completed": 0})
+    torch.save(state, path)
+    (tmp_path / "metrics.json").unlink()
+    run(compose([*over, "steps=5"]))
+    state = torch.load(path, weights_only=True)
+    assert state["global_step"] == 5  # three more steps, not five
+    assert all(int(s["step"]) == 5 for s in state["optimizer_states"][0]["state"].values())
