@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import CONF, compose
 from dislab.data.ground_truth import GroundTruthData
 from dislab.data.pairs import PairSampler
 from dislab.data.toy import Toy
@@ -139,3 +140,34 @@ def test_painted_pairs_are_the_host_pairs_across_chunks_and_resumes(monkeypatch)
             painted = list(itertools.islice(iter(_Batches(d, 10, 3, start, 2, device=CPU, pairs=s)), 5))
             for (xa, ca), (xb, cb) in zip(host, painted, strict=True):
                 assert xb.shape == (10, 2, *d.x_shape) and torch.equal(xa, xb) and torch.equal(ca, cb), start
+
+
+def _deterministic(data) -> bool:
+    """Whether an image is a function of its factors alone (no random colour, noise or crop)."""
+    f = data.sample_factors(4, RNG(0))
+    return np.array_equal(data.sample_observations_from_factors(f, RNG(0)),
+                          data.sample_observations_from_factors(f, RNG(1)))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "dataset").glob("*.yaml")))
+def test_every_ground_truth_data_set_serves_pairs(tmp_path, name):
+    """Procedural and file-backed sets (small files in the official formats): exactly k factors differ,
+    and each image is its factors' image; a folder of images (no factors) is refused in one line."""
+    from hydra.utils import instantiate
+
+    from test_datasets import real_file_overrides
+
+    if "dsprites" in name:
+        pytest.importorskip("dislab.data.dsprites")
+    d = instantiate(compose([f"dataset={name}", *real_file_overrides(name, tmp_path)]).dataset)
+    if not d.has_factors:
+        with pytest.raises(ValueError, match="pairs need ground-truth factors, which Images lacks"):
+            PairSampler(d)
+        return
+    s = PairSampler(d, k=1, k_rule="exactly_k")
+    x, changed = s.sample(6, RNG(5))
+    z1, z2 = s.factors(6, RNG(5))
+    assert x.shape == (6, 2, *d.x_shape) and (changed.sum(1) == 1).all() and np.array_equal(changed, z1 != z2)
+    if _deterministic(d):
+        assert np.array_equal(x[:, 0], d.sample_observations_from_factors(z1))
+        assert np.array_equal(x[:, 1], d.sample_observations_from_factors(z2))
