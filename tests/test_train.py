@@ -4,7 +4,6 @@ and what W&B logged, read back from its offline run file."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -63,13 +62,33 @@ def test_same_seed_same_result(run_fast, tmp_path):
 
 
 def test_wandb_offline_run_holds_the_same_mig_as_metrics_json(run_fast):
-    metrics, run_dir = run_fast("model=beta_vae", "logger=wandb", "group=test-group")
+    """Final metrics (metrics.json) are the summary's ``metrics/*`` and nothing else is; estimates scored during
+    training (here also a metric the final list lacks) are ``during/*``, with their sample sizes in the config."""
+    metrics, run_dir = run_fast("model=beta_vae", "logger=wandb", "group=test-group",
+                                "metrics@metrics_during=[mig,unsupervised]",
+                                "++metrics_during.unsupervised.num_train=96")
     files = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
     rec = read_run(files[0])
     assert rec.complete and rec.group == "test-group"
-    logged = [h["metrics/mig"] for h in rec.history if "metrics/mig" in h]
-    assert math.isclose(logged[-1], metrics["mig"]) and math.isclose(rec.summary["metrics/mig"], metrics["mig"])
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    final = {k[len("metrics/"):]: v for k, v in rec.summary.items() if k.startswith("metrics/")}
+    assert final == saved["metrics"] == metrics  # exactly: no stale during-training value under a final name
+    by_step = {}  # name -> [(step, value)]
+    for h in rec.history:
+        for k, v in h.items():
+            if k.startswith(("metrics/", "during/")):
+                by_step.setdefault(k, []).append((h["trainer/global_step"], v))
+    assert by_step["metrics/mig"] == [(0, saved["untrained"]["mig"]), (4, metrics["mig"])]  # untrained, final
+    assert [s for s, _ in by_step["during/mig"]] == [s for s, _ in by_step["during/gaussian_total_correlation"]] == [2]
+    assert set(by_step) == {"metrics/mig", *(f"during/{k}" for k in ("mig", "gaussian_total_correlation",
+                                                                      "gaussian_wasserstein_correlation",
+                                                                      "gaussian_wasserstein_correlation_norm",
+                                                                      "mutual_info_score"))}, set(by_step)
+    settings = rec.config["settings"]
+    assert settings["metrics"]["mig"]["num_train"] == 256 and settings["metrics"]["mig"]["num_bins"] == 20
+    assert settings["during"]["mig"]["num_train"] == 128 and settings["during"]["unsupervised"]["num_train"] == 96
+    assert rec.config["metrics_every"] == 2 and settings["metrics"] == saved["settings"]
     assert rec.config["beta"] == 4 and rec.config["model"]["_target_"] == "dislab.models.beta_vae.BetaVAE"
     pictures = {}  # name -> [trainer/global_step of each logging]
     for h in rec.history:

@@ -140,3 +140,26 @@ def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, 
 
     model, cfg, data = load_run(run_dir)
     return compute_metrics(metrics, data, model, cfg.eval_seed if eval_seed is None else eval_seed)
+
+
+def rescore_to_wandb(run_dir) -> bool:
+    """Put a run's metrics as they stand after ``eval.py`` re-scores into its own W&B run (resumed by its
+    id; none: nothing done): summary ``metrics/<key>`` = ``metrics.json``'s values updated by every
+    ``eval/<time>/metrics.json`` in order (as ``sweep_summary.csv`` and the report read them), config
+    ``rescores`` = each re-score's metrics with their settings and eval_seed. True if a W&B run was written."""
+    import json
+    from pathlib import Path
+
+    from dislab.sweep.runs import rescores
+    from dislab.wandb_records import add_to_runs, run_id
+
+    if run_id(run_dir) is None:
+        return False
+    done = Path(run_dir) / "metrics.json"
+    values = dict(json.loads(done.read_text()).get("metrics", {})) if done.exists() else {}
+    record = {}
+    for path, saved in rescores(run_dir):
+        values.update(saved.get("metrics", {}))
+        record[path.parent.name] = {"settings": saved.get("settings", {}), "eval_seed": saved.get("eval_seed")}
+    summary = {f"metrics/{k}": v for k, v in values.items()}
+    return bool(add_to_runs({Path(run_dir): summary}, config={"rescores": record}))
