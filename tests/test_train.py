@@ -112,6 +112,37 @@ def test_eval_reproduces_the_final_metrics_from_the_checkpoint(run_fast):
     assert evaluate(run_dir, instantiate(compose(FAST).metrics)) == metrics
 
 
+def test_eval_rescores_reach_the_runs_wandb_run_the_sweep_summary_and_the_report(run_fast):
+    """eval.py's work (``rescore``, in-process) re-scores mig on another sample size and adds modularity:
+    the run's own W&B run (resumed by its id) holds them as its summary, and sweep_summary.csv and the
+    report's runs read them back, with the re-score's settings."""
+    from dislab.evaluate import rescore
+    from dislab.sweep import study
+    from dislab.sweep.summary import summarize
+    from dislab.wandb_records import read_runs
+
+    trained, run_dir = run_fast("model=beta_vae", "logger=wandb")
+    cfg = compose([f"run={run_dir}", "metrics=[mig,modularity]", "++metrics.mig.num_train=200",
+                   "++metrics.modularity.num_train=200", "++metrics.modularity.num_test=100"], config_name="eval")
+    values, written, logged = rescore(cfg, run_dir / "eval" / "2026-01-02_03-04-05")
+    assert logged and written.exists() and not (run_dir / ".lock").exists()
+    (saved,) = run_dir.glob("eval/*/metrics.json")
+    again = json.loads(saved.read_text())["metrics"]
+    assert again == values
+    assert {"mig", "modularity", "explicitness"} <= set(again) and again["mig"] != trained["mig"]
+    assert json.loads((run_dir / "metrics.json").read_text())["metrics"] == trained  # the training's record stays
+    rec = read_runs(run_dir)
+    assert rec.complete and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    assert {k[len("metrics/"):]: v for k, v in rec.summary.items() if k.startswith("metrics/")} == again
+    assert rec.config["rescores"][saved.parent.name]["settings"]["mig"]["num_train"] == 200
+    assert rec.config["beta"] == 4  # the resumed segment still names the run's config
+    (row,) = summarize(run_dir)["table"]
+    assert row["mig"] == again["mig"] and row["modularity"] == again["modularity"]
+    assert row["rescored"] == f"eval/{saved.parent.name}"
+    (r,) = study.load([run_dir])
+    assert r.metrics == again and r.settings["mig"]["num_train"] == 200 and r.settings["modularity"]["num_test"] == 100
+
+
 def test_channels_last_changes_the_layout_not_the_numbers():
     """The NHWC layout is a speed setting: conv weights change layout, the loss does not."""
     import torch

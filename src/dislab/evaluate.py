@@ -142,6 +142,30 @@ def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, 
     return compute_metrics(metrics, data, model, cfg.eval_seed if eval_seed is None else eval_seed)
 
 
+def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
+    """``eval.py``: score ``cfg.run``'s checkpoint with ``cfg.metrics``, write ``<out_dir>/metrics.json``
+    (values, settings, eval_seed, versions) and put the run's metrics into its W&B run
+    (``rescore_to_wandb``), holding the run directory's lock meanwhile (one writer: not while it trains).
+    Returns the values, the file written and whether a W&B run was written."""
+    from pathlib import Path
+
+    from hydra.utils import instantiate
+
+    from dislab import io
+    from dislab.lock import RunLock
+    from dislab.train import versions
+    from dislab.validate import validate
+
+    validate(cfg)
+    metrics = instantiate(cfg.metrics) or {}
+    with RunLock(cfg.run):
+        values = evaluate(cfg.run, metrics, cfg.eval_seed)
+        out = Path(out_dir) / "metrics.json"
+        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": cfg.eval_seed,
+                            "versions": versions()})
+        return values, out, rescore_to_wandb(cfg.run)
+
+
 def rescore_to_wandb(run_dir) -> bool:
     """Put a run's metrics as they stand after ``eval.py`` re-scores into its own W&B run (resumed by its
     id; none: nothing done): summary ``metrics/<key>`` = ``metrics.json``'s values updated by every
