@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import CONF, FAST, compose
-from dislab.wandb_records import read_run
+from dislab.wandb_records import read_run, segments
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
@@ -135,7 +135,8 @@ def test_eval_rescores_reach_the_runs_wandb_run_the_sweep_summary_and_the_report
     assert rec.complete and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
     assert {k[len("metrics/"):]: v for k, v in rec.summary.items() if k.startswith("metrics/")} == again
     assert rec.config["rescores"][saved.parent.name]["settings"]["mig"]["num_train"] == 200
-    assert rec.config["beta"] == 4  # the resumed segment still names the run's config
+    last = read_run(segments(run_dir)[-1])  # the resumed segment alone still names the run and its config
+    assert last.config["beta"] == 4 and last.name == rec.name and last.group == rec.group != ""
     (row,) = summarize(run_dir)["table"]
     assert row["mig"] == again["mig"] and row["modularity"] == again["modularity"]
     assert row["rescored"] == f"eval/{saved.parent.name}"
