@@ -205,7 +205,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     validate_data(cfg, data, final_metrics, explicit)
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
-    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
+    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
