@@ -229,11 +229,13 @@ def test_choice_rules_match_the_code():
     from lightning_fabric.accelerators import ACCELERATOR_REGISTRY
 
     from dislab.data.mpi3d import VARIANTS
+    from dislab.data.pairs import K_RULES
     from dislab.metrics.udr import VARIANTS as UDR
     from dislab.objectives.gaussian import ESTIMATORS
     from dislab.objectives.recon import RECON_LOSSES
 
     for rule, allowed in ((V.METHOD["estimator"], ESTIMATORS), (V.METHOD["recon"], RECON_LOSSES),
+                          (V.METHOD["k_rule"], K_RULES),
                           (V.DATASETS["mpi3d"]["variant"], VARIANTS),
                           (V.TRAINER["accelerator"], ACCELERATOR_REGISTRY.available_accelerators())):
         assert all(rule.test(v) for v in allowed) and not rule.test("nonsense")

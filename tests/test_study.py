@@ -1,6 +1,8 @@
 """The study presets (``conf/sweep/<model>_grid.yaml``) against disentanglement_lib's unsupervised study,
 hand-typed from its source (not read from the YAML under test): ``config/unsupervised_study_v1/sweep.py``
-(grids), ``model_configs/shared.gin`` (budget, batch, latents, both Adams), ``metric_configs/*.gin``."""
+(grids), ``model_configs/shared.gin`` (budget, batch, latents, both Adams), ``metric_configs/*.gin``; the
+weakly-supervised presets against Locatello et al. 2020's study (its Section 5: beta x k in {1, Rnd}, the
+unsupervised study's budget; its pairs dlib's ``simple_dynamics``, k_rule one_or_k)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ GRIDS = {
     "dip_vae_ii": ("lambda_od", [1, 2, 5, 10, 20, 50]),
     "beta_tcvae": ("beta", [1, 2, 4, 6, 8, 10]),
 }
+# Locatello et al. 2020: beta 1..16 x k = 1 and k = Rnd (-1), pairs by dlib's simple_dynamics (1 or k change)
+WEAK = {m: {"beta": [1, 2, 4, 6, 8, 16], "k": [1, -1]} for m in ("ada_gvae", "ada_ml_vae", "group_vae", "ml_vae")}
 FIXED = {  # the model's attributes for a grid value v
     "beta_vae": lambda v: {"beta": v},
     "annealed_vae": lambda v: {"c_max": v, "gamma": 1000, "c_steps": 100_000},  # iteration_threshold 100000
@@ -93,6 +97,8 @@ def test_preset_trains_the_studys_budget_and_settings(model):
     if model in GRIDS:
         knob, grid = GRIDS[model]
         assert set(params) == {knob} and _values(knob, params[knob]) == grid
+    elif model in WEAK:
+        assert {k: _values(k, v) for k, v in params.items()} == WEAK[model]
     else:  # not in the study: grids over the model's own knobs
         assert set(params) <= set(model_knobs()[model]) and all(len(_values(k, v)) == 6 for k, v in params.items())
     assert set(cfg.metrics) == set(METRICS)
@@ -117,3 +123,13 @@ def test_every_grid_value_reaches_the_model(model):
         cfg[knob] = v  # as the sweeper's override sets it; the model's ${knob} reads it
         m = _model(cfg)
         assert {k: getattr(m, k) for k in FIXED[model](v)} == FIXED[model](v), (model, v)
+
+
+@pytest.mark.parametrize("model", sorted(WEAK))
+def test_every_weak_grid_value_reaches_the_model_and_its_pairs(model):
+    cfg = _preset(model)
+    for beta in WEAK[model]["beta"]:
+        for k in WEAK[model]["k"]:
+            cfg.beta, cfg.k = beta, k
+            m = _model(cfg)
+            assert (m.beta, m.pairs) == (beta, {"k": k, "k_rule": "one_or_k"}), (model, beta, k)

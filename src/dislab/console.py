@@ -145,5 +145,6 @@ class Console:
         if names or pictures:
             self.info("  pictures  %s/ (%s)", run_dir / "pictures", ", ".join(names))
         offline = sorted((run_dir / "wandb").glob("offline-run-*"))
-        if offline:
-            self.info("  upload    wandb sync %s", offline[-1])
+        if offline:  # a resumed run has a folder per segment, all of one W&B run
+            where = offline[0] if len(offline) == 1 else offline[0].parent / "offline-run-*"
+            self.info("  upload    wandb sync %s", where)

@@ -87,14 +87,20 @@ def make_loggers(cfg, run_dir: Path) -> list:
         kwargs = {"save_dir": str(run_dir)}
         if "Wandb" in node._target_:
             _wandb_mode()
-            previous = sorted((run_dir / "wandb").glob("*run-*"))  # a resumed run continues its W&B run
             config = OmegaConf.to_container(cfg, resolve=True)  # knobs (beta, gamma, seed...) are top-level
             config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                          sweep=group_name(cfg))
+                          sweep=group_name(cfg), settings=_metric_settings(cfg))
             kwargs.update(name=run_name(cfg), group=group_name(cfg), config=config,
-                          id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
+                          id=wandb_records.run_id(run_dir), resume="allow")  # a resumed run continues its W&B run
         loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
     return loggers
+
+
+def _metric_settings(cfg) -> dict:
+    """Every knob (sample sizes...) of the final metrics (``metrics/<key>``) and of the estimates scored
+    during training (``during/<key>``), as ``metrics.json`` records them."""
+    return {"metrics": metric_settings(instantiate(cfg.metrics) or {}),
+            "during": metric_settings(instantiate(cfg.metrics_during) or {})}
 
 
 def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:
@@ -203,7 +209,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     validate_data(cfg, data, final_metrics, explicit)
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
-    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed)
+    dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
         io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"

@@ -153,12 +153,16 @@ METHOD = {  # top-level method knobs (conf/model/*.yaml) = the model classes' ar
     "lambda_d": optional(number(0)), "n_cat": integer(0), "cat_dim": integer(2), "n_cont": integer(0),
     "recon": one_of("bernoulli", "gaussian"), "disc_lr": number(0, strict=True), "disc_betas": BETAS,
     "disc_hidden": integer(1),
+    "k": Rule(lambda v: _int(v) and (v == -1 or v >= 1), "-1 (drawn per pair) or a positive integer",
+              bad=(0, -2, 1.5, "x")),
+    "k_rule": one_of("one_or_k", "exactly_k"),
 }
 MODELS = {name: ("recon", *knobs.split()) for name, knobs in {
     "vae": "", "ae": "", "beta_vae": "beta", "beta_tcvae": "beta alpha gamma estimator",
     "annealed_vae": "gamma c_max c_steps", "dip_vae_i": "lambda_od lambda_d", "dip_vae_ii": "lambda_od lambda_d",
     "factor_vae": "gamma disc_lr disc_betas", "aae": "lam disc_hidden disc_lr disc_betas",
     "infogan": "lam n_cat cat_dim n_cont disc_lr disc_betas",
+    "ada_gvae": "beta k k_rule", "ada_ml_vae": "beta k k_rule", "group_vae": "beta k k_rule", "ml_vae": "beta k k_rule",
 }.items()}
 NETS = {"conv64": {}, "conv64_paper": {}, "mlp": {"hidden": integer(1)}}
 
@@ -342,6 +346,19 @@ def validate_data(cfg, data, metrics: dict, explicit_metrics: bool) -> None:
 
     if cfg.batch_size > len(data):
         raise ConfigError(f"batch_size={cfg.batch_size} is larger than the data set ({len(data)} points)")
+    if "k_rule" in cfg.model:  # a weakly-supervised method: pairs of the data set's factors
+        from hydra.utils import get_class
+
+        from dislab.data.pairs import PairSampler
+
+        try:
+            PairSampler(data, cfg.model.k, cfg.model.k_rule)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if getattr(get_class(cfg.model._target_), "labelled", False) and cfg.z_dim < data.num_factors:
+            raise ConfigError(f"z_dim={cfg.z_dim} is not allowed with {target_name(cfg.model)} on "
+                              f"{type(data).__name__}: latent j stands for factor j, so z_dim must be >= "
+                              f"{data.num_factors}")
     for name, fn in metrics.items():
         if next(iter(inspect.signature(fn.func).parameters)) == "representations":
             raise ConfigError(f"{name} is scored across the seeds of a sweep (sweep_summary.csv, udr.json), "

@@ -5,6 +5,12 @@ loss = -E_q log p(x|z) + regularizer(KL, mu, logvar, z), where the reconstructio
 over pixels and averaged over the batch, and KL = KL(q(z|x) || N(0, I)) summed over latents and
 averaged over the batch (closed form). A method overrides ``regularizer`` only; the plain VAE's
 regulariser is the KL itself.
+
+Weakly-supervised methods (``pairs`` set: the data module's pair-sampler options) train on pairs:
+a batch is (images (B, 2, C, H, W), changed factors (B, K)); both images are encoded, the method's
+``pair_posteriors`` replaces the latents it takes as shared by an average of the two posteriors,
+and the loss is the same sum over the 2B images' posteriors, averaged: recon = (recon1 + recon2) / 2
+and KL = (KL1 + KL2) / 2 (disentanglement_lib ``methods/weak/weak_vae.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ _PER_STEP_ATTRS = frozenset({"_current_fx_name", "last_terms", "_codes"})
 class VAE(pl.LightningModule):
     #: whether z is sampled from q(z|x) during training (False: deterministic autoencoder)
     stochastic = True
+    #: a weakly-supervised method's pair-sampler options (``dislab.data.pairs.PairSampler``); None: single images
+    pairs: dict | None = None
 
     def __setattr__(self, name, value):
         """``nn.Module.__setattr__`` checks every value against parameters, buffers and modules (with
@@ -68,19 +76,34 @@ class VAE(pl.LightningModule):
         over latents; ``mu``, ``logvar``, ``z`` are (B, D)."""
         return kl, {}
 
+    def pair_posteriors(self, mu, logvar, changed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pair methods: the posteriors (B, 2, D) of each pair with its shared latents averaged, and the
+        mean number of latents taken as shared per pair (logged). ``changed``: (B, K) changed factors."""
+        raise NotImplementedError(f"{type(self).__name__} does not train on pairs")
+
     # -- training --------------------------------------------------------------------------
-    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of a batch. Under bf16 autocast (``trainer.precision=bf16-mixed``) only the
-        network runs in bf16: its outputs are taken to float32, and z, the reconstruction loss, the KL
-        and the regulariser are computed in float32 with autocast off (no-ops without autocast)."""
+    def losses(self, x: torch.Tensor, changed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch of images, or (with ``changed``) of pairs x (B, 2, C, H, W). Under
+        bf16 autocast (``trainer.precision=bf16-mixed``) only the network runs in bf16: its outputs are
+        taken to float32, and z, the pair averaging, the reconstruction loss, the KL and the regulariser
+        are computed in float32 with autocast off (no-ops without autocast)."""
+        pairs = {}
+        b = len(x)
+        if changed is not None:
+            x = x.flatten(0, 1)
         mu, logvar = (_wide(t) for t in self.net.encode(x))
+        if changed is not None:
+            with _float32(x.device.type):
+                mu, logvar, pairs["shared"] = self.pair_posteriors(mu.reshape(b, 2, -1), logvar.reshape(b, 2, -1),
+                                                                   changed)
+            mu, logvar = mu.flatten(0, 1), logvar.flatten(0, 1)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.stochastic else mu
         logits = _wide(self.net.decode(z))
         with _float32(x.device.type):
             recon = reconstruction_loss(logits, x, self.recon)
             kl = gaussian_kl(mu, logvar).sum(1).mean()
             reg, logs = self.regularizer(kl, mu, logvar, z)
-        terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **logs}
+        terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **pairs, **logs}
         self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
         return terms
 
@@ -90,7 +113,7 @@ class VAE(pl.LightningModule):
         network's step on a GPU (``make bench``, tiny network). Hooks, precision plugin and
         ``global_step`` (one per ``opt.step()``) are Lightning's as before."""
         opt = self.optimizers()
-        terms = self.losses(batch)
+        terms = self.losses(*batch) if self.pairs is not None else self.losses(batch)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms["loss"])
         opt.step()
