@@ -1,6 +1,6 @@
 """The training step: Lightning's loop trains exactly what a bare PyTorch loop trains, bf16 autocast
-covers the network and not the loss terms, the compile mode reaches torch.compile, and the progress
-bar redraws on a clock."""
+covers the network and not the loss terms and the compile mode reaches
+torch.compile (the progress bar: test_console.py)."""
 
 from __future__ import annotations
 
@@ -101,30 +101,6 @@ def test_compile_mode_reaches_torch_compile_and_marks_cuda_graph_steps(monkeypat
         cfg = compose([*FAST, "compile=true", f"compile_mode={mode}"])
         model = build_model(cfg, instantiate(cfg.dataset), compile=True)
         assert calls == [{"mode": mode}] * len(list(model.net.children())) and model.cudagraphs == graphs
-
-
-def test_progress_bar_redraws_on_a_clock_and_shows_the_last_step(monkeypatch):
-    from types import SimpleNamespace
-
-    from pytorch_lightning.callbacks import TQDMProgressBar
-
-    from dislab.callbacks import progress
-
-    drawn = []
-    monkeypatch.setattr(TQDMProgressBar, "on_train_batch_end", lambda self, t, m, o, b, i: drawn.append(i))
-    monkeypatch.setattr(TQDMProgressBar, "on_train_end", lambda self, t, m: None)
-    now = [100.0]
-    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
-    bar = progress.ProgressBar(interval=1.0)
-    for i in range(10):
-        bar.on_train_batch_end(None, None, None, None, i)
-        now[0] += 0.3  # 0.3 s a step: a redraw every fourth step
-    assert drawn == [0, 4, 8]
-    shown = SimpleNamespace(disable=False, n=9, set_postfix=lambda d: None)
-    monkeypatch.setattr(progress.ProgressBar, "train_progress_bar", property(lambda self: shown))
-    monkeypatch.setattr(progress.ProgressBar, "get_metrics", lambda self, t, m: {})
-    bar.on_train_end(None, None)
-    assert shown.n == 10
 
 
 def test_a_checkpoint_from_the_automatic_loop_resumes_at_its_step(tmp_path):

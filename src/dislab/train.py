@@ -187,6 +187,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     from dislab.callbacks.pictures import log_pictures
     from dislab.callbacks.profiler import NoProfiler
     from dislab.callbacks.progress import ProgressBar
+    from dislab.console import Console, interactive, quiet_library_noise, quiet_loggers
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
     from dislab.validate import validate_data
@@ -194,6 +195,9 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
     warnings.filterwarnings("ignore", ".*overridden `transfer_batch_to_device`.*")  # VAE's, on purpose
+    quiet_library_noise()
+    tty, name = interactive(), run_name(cfg)
+    con = Console("" if tty else name)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -212,28 +216,36 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     resume = bool(cfg.resume) and ckpt_path.exists()
     if resume:
         dm.start_step = _resume_step(ckpt_path, cfg)
-        log.info("resuming %s from step %d", run_dir, dm.start_step)
+        con.info("resuming %s from step %d", run_dir, dm.start_step)
 
     history = HistoryLogger(run_dir / "history.csv")
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
+        quiet_loggers(loggers)
+        zero = rank_zero_only.rank == 0  # the global rank (SLURM_PROCID...)
+        if zero:
+            con.start(cfg, model, data, run_dir, name, final_metrics, during, loggers)
         untrained = {}
-        if cfg.eval_untrained and not resume and rank_zero_only.rank == 0:  # the global rank (SLURM_PROCID...)
-            scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-            log_scalars(loggers, scalars, 0)
+        if cfg.eval_untrained and not resume and zero:
+            with con.phase("untrained evaluation", ", ".join(final_metrics) or "ELBO decomposition"):
+                scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
+                log_scalars(loggers, scalars, 0)
             untrained = _metrics_only(scalars)
-            log.info("untrained: %s", untrained)
+            if untrained:
+                con.info("untrained: %s", ", ".join(f"{k} {v:.4f}" for k, v in untrained.items()))
         guard = NanGuard(cfg.nan_policy)
         ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
         during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
         callbacks = [ckpt, guard, during_cb, *extra_callbacks]
         if cfg.trainer.get("enable_progress_bar", True):
-            callbacks.append(ProgressBar())
+            callbacks.append(ProgressBar(name, interactive=tty))
         lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}  # unless one is asked for
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
-                              default_root_dir=str(run_dir), **lean)
+                              default_root_dir=str(run_dir), **lean,
+                              enable_model_summary=cfg.trainer.get("enable_model_summary", False))  # con.start's
         try:
-            trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
+            with con.phase("training", f"{cfg.steps:,} steps"):
+                trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
         except SIGTERMException:
             raise Interrupted(f"SIGTERM at step {trainer.global_step}: checkpoint saved to {ckpt_path}; "
                               f"re-run the same command to resume") from None
@@ -243,11 +255,13 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         if not trainer.is_global_zero:
             return {}
 
-        scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-        values = _metrics_only(scalars)
-        rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
-        io.write_npz(run_dir / "representation.npz", **rep)
-        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
+        with con.phase("final evaluation", ", ".join(final_metrics) or "representation.npz"):
+            scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
+            values = _metrics_only(scalars)
+            rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
+            io.write_npz(run_dir / "representation.npz", **rep)
+        with con.phase("pictures", str(run_dir / "pictures")):
+            pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
@@ -260,10 +274,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
                 lg.finalize("success")
         except Exception as e:
             log.warning("a logger failed after the results were written: %s", e)
-        for k, v in values.items():
-            before = f"untrained {untrained[k]:.4f} -> " if k in untrained else ""
-            log.info("%s: %strained %.4f", k, before, v)
-        log.info("results in %s", run_dir)
+        con.end(run_dir, values, untrained, pics)
         return values
     finally:
         history.flush()

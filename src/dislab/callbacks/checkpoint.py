@@ -55,7 +55,7 @@ class AtomicCheckpoint(Callback):
             self.guard.check(trainer)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # all of it (Lightning logs a line when unsaid)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
             if self.history is not None:

@@ -1,0 +1,150 @@
+"""What a run prints: a summary at the start, a line per phase with its duration, the files at the end,
+and the known library noise filtered by its message (nothing else is silenced).
+
+Lines go through the ``dislab`` logger, so Hydra's job logging also writes them to ``train.log``.
+Without a terminal (sweep jobs, SLURM, a pipe) each line starts with the job's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from dislab.callbacks.progress import duration
+
+log = logging.getLogger("dislab")
+
+# (category, start of the message) of warnings that say nothing about a dislab run
+NOISE_WARNINGS = (
+    (UserWarning, "The `srun` command is available on your system but is not used"),  # Lightning, on any SLURM host
+    (Warning, "`isinstance(treespec, LeafSpec)` is deprecated"),  # torch, about Lightning's own code
+)
+# logger name -> starts of INFO messages that advertise rather than inform
+LIGHTNING = ("💡 Tip: For seamless",  # litlogger / litmodels adverts
+             "`Trainer.fit` stopped: `max_steps=")  # said by "training done in ..."
+NOISE_LOGS = {"pytorch_lightning.utilities.rank_zero": LIGHTNING, "lightning.pytorch.utilities.rank_zero": LIGHTNING}
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def quiet_library_noise() -> None:
+    """Filter ``NOISE_WARNINGS`` and ``NOISE_LOGS`` by their message; idempotent."""
+    for category, start in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(start), category=category)
+    for name, starts in NOISE_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(starts))
+
+
+def quiet_loggers(loggers) -> None:
+    """Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which then warns that the
+    (deprecated) setting has no effect: leave the setting out when it was not asked for."""
+    for lg in loggers:
+        init = getattr(lg, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)
+
+
+def interactive() -> bool:
+    """A terminal that one job owns: a bar there; plain lines in a multirun job, under SLURM's batch
+    scripts or when stdout or stderr is a file or a pipe."""
+    from hydra.core.hydra_config import HydraConfig
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    batch = os.environ.get("SLURM_JOB_ID") and not os.environ.get("SLURM_PTY_PORT")
+    return bool(sys.stdout.isatty() and sys.stderr.isatty() and not multirun and not batch)
+
+
+def _name(target: str) -> str:
+    """``dislab.models.beta_tcvae.BetaTCVAE`` -> ``beta_tcvae`` (one word, one thing); any other target as it is."""
+    parts = target.split(".")
+    return parts[2] if parts[0] == "dislab" and len(parts) > 3 else target
+
+
+class Console:
+    """Lines for one run, prefixed by ``prefix`` (the job's name where there is no terminal)."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = f"{prefix} " if prefix else ""
+        self.started = time.monotonic()
+
+    def info(self, msg: str, *args) -> None:
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank == 0:  # one voice under DDP
+            log.info(self.prefix + msg, *args)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, what: str = ""):
+        """``<name>: <what> ...`` now and ``<name> done in <duration>`` when the block ends."""
+        self.info("%s%s ...", name, f": {what}" if what else "")
+        t = time.monotonic()
+        yield
+        self.info("%s done in %s", name, duration(time.monotonic() - t))
+
+    def start(self, cfg, model, data, run_dir: Path, name: str, final: dict, during: dict, loggers) -> None:
+        """A readable summary of what is about to run."""
+        from hydra.core.hydra_config import HydraConfig
+
+        from dislab.cli import model_knobs
+
+        hc = HydraConfig.get() if HydraConfig.initialized() else None
+        choices = hc.runtime.choices if hc else {}
+        kind = _name(cfg.model._target_)
+        net = choices.get("net", _name(cfg.net._target_))
+        dataset = choices.get("dataset", _name(cfg.dataset._target_))
+        knobs = ", ".join(f"{k}={cfg.get(k)}" for k in model_knobs().get(kind, {}))
+        params = sum(p.numel() for p in model.parameters())
+        shape = "×".join(str(s) for s in data.x_shape)
+        factors = ", ".join(f"{n} ({s})" for n, s in zip(data.factor_names, data.factor_sizes, strict=False))
+        if not getattr(data, "has_factors", True):  # dataset=images: the index is no ground truth
+            factors = f"none ({len(data):,} images, no ground truth)"
+        trackers = [type(lg).__name__.replace("Logger", "") for lg in loggers]
+        if any("Wandb" in t for t in trackers):
+            trackers = [f"{t} ({os.environ.get('WANDB_MODE', 'offline')})" if "Wandb" in t else t for t in trackers]
+        every = f"every {cfg.metrics_every:,} steps: {', '.join(during) or 'none'}"
+        if not cfg.metrics_every or cfg.metrics_every >= cfg.steps:
+            every = f"none (metrics_every={cfg.metrics_every})"
+        rows = [
+            ("run", name),
+            ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {net} ({params:,} parameters), z_dim {cfg.z_dim}"),
+            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}"),
+            ("training", f"{cfg.steps:,} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, seed {cfg.seed}"),
+            ("metrics", f"final: {', '.join(final) or 'none'}; during training: {every}"),
+            ("logging", ", ".join(trackers) or "none"),
+            ("run dir", str(run_dir)),
+        ]
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            self.info("%s  %s", k.ljust(width), v)
+
+    def end(self, run_dir: Path, values: dict, untrained: dict, pictures: dict) -> None:
+        """The final metrics, then where everything is: the run directory, metrics.json, the pictures and,
+        when W&B logged offline, the ``wandb sync`` command."""
+        for k, v in values.items():
+            before = f"untrained {untrained[k]:.4f} -> " if k in untrained else ""
+            self.info("%s: %strained %.4f", k, before, v)
+        run_dir = Path(run_dir)
+        self.info("done in %s; results in %s", duration(time.monotonic() - self.started), run_dir)
+        self.info("  metrics   %s", run_dir / "metrics.json")
+        names = sorted(p.name for p in (run_dir / "pictures").glob("*") if p.suffix in (".png", ".gif"))
+        if names or pictures:
+            self.info("  pictures  %s/ (%s)", run_dir / "pictures", ", ".join(names))
+        offline = sorted((run_dir / "wandb").glob("offline-run-*"))
+        if offline:  # a resumed run has a folder per segment, all of one W&B run
+            where = offline[0] if len(offline) == 1 else offline[0].parent / "offline-run-*"
+            self.info("  upload    wandb sync %s", where)
