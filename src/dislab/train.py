@@ -81,20 +81,52 @@ def _wandb_mode() -> None:
             os.environ["WANDB_MODE"] = "offline"
 
 
+def run_config(cfg) -> dict:
+    """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
+    are top-level) and the model, data set and sweep names."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
+                  sweep=group_name(cfg))
+    return config
+
+
 def make_loggers(cfg, run_dir: Path) -> list:
+    """The configured loggers, writing under ``run_dir``, each holding ``run_config(cfg)``."""
     loggers = []
     for node in (cfg.get("logger") or {}).values():
-        kwargs = {"save_dir": str(run_dir)}
-        if "Wandb" in node._target_:
+        kwargs, target = {"save_dir": str(run_dir)}, node._target_
+        if "Wandb" in target:
             _wandb_mode()
             previous = sorted((run_dir / "wandb").glob("*run-*"))  # a resumed run continues its W&B run
-            config = OmegaConf.to_container(cfg, resolve=True)  # knobs (beta, gamma, seed...) are top-level
-            config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                          sweep=group_name(cfg))
-            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=config,
+            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=run_config(cfg),
                           id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
-        loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
+        elif "TensorBoard" in target:
+            kwargs.update(version="", default_hp_metric=False)  # <run>/tensorboard/, no placeholder hp_metric
+        elif "MLFlow" in target:
+            kwargs.update(run_name=run_name(cfg), tags={"group": group_name(cfg)})
+            if not node.get("tracking_uri"):  # MLflow's file store refuses new runs since 3.x: its local database
+                kwargs.update(tracking_uri=f"sqlite:///{run_dir.resolve()}/mlflow.db",
+                              artifact_location=str(run_dir.resolve() / "mlartifacts"))
+        logger = instantiate(node, _partial_=True)(**kwargs)  # `config` clashes with instantiate
+        if "TensorBoard" in target:
+            _tensorboard_config(logger, run_config(cfg))
+        elif "MLFlow" in target:
+            logger.log_hyperparams(run_config(cfg))  # params (flat keys: model/_target_)
+        loggers.append(logger)
     return loggers
+
+
+def _tensorboard_config(logger, config: dict) -> None:
+    """``hparams.yaml`` and the HParams summaries (flat keys: ``model/_target_``). Lightning writes the summaries
+    only with a metric, its placeholder ``hp_metric=-1`` by default; TensorBoard's HParams dashboard pairs these
+    with the run's own scalars instead."""
+    from lightning_fabric.utilities.logger import _flatten_dict
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_hyperparams(config)
+    writer = logger.experiment._get_file_writer()
+    for summary in hparams(logger._sanitize_params(_flatten_dict(config)), {}):
+        writer.add_summary(summary)
 
 
 def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:
