@@ -68,6 +68,43 @@ def test_parallel_sweep_survives_a_failing_job_and_a_rerun_skips_finished_jobs(t
     assert other.returncode == 2 and "holds a sweep started with other settings" in other.stderr
 
 
+def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes(tmp_path):
+    """sweeper=optuna: 3 trials of beta in [1, 8] and lr in {1e-3, 1e-4}, maximising mig; trial 1 fails (an
+    unreadable checkpoint), the search goes on and the summary lists it; a re-run replays trials 0 and 2 from
+    their metrics.json and trains trial 1 with the same knobs."""
+    search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "lr=choice(0.001,0.0001)",
+              "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={tmp_path}"]
+    bad = tmp_path / "1" / "checkpoints" / "last.ckpt"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not a checkpoint")
+
+    first = _train(*search)
+    assert first.returncode == 1, first.stderr[-3000:]  # a trial failed: the grid sweep's status
+    knobs = {}
+    for j in "012":
+        over = dict(o.split("=", 1) for o in OmegaConf.load(tmp_path / j / ".hydra" / "overrides.yaml"))
+        cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
+        assert 1 <= cfg.beta <= 8 and cfg.lr in (0.001, 0.0001) and float(over["beta"]) == cfg.beta, (j, over)
+        knobs[j] = (cfg.beta, cfg.lr)
+    assert len({b for b, _ in knobs.values()}) == 3  # drawn, not a grid
+    rows = _summary(tmp_path)
+    assert [rows[j]["status"] for j in "012"] == ["done", "failed", "done"] and "cannot resume" in rows["1"]["error"]
+    mig = {j: json.loads((tmp_path / j / "metrics.json").read_text())["metrics"]["mig"] for j in "02"}
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    top = max(mig, key=mig.get)
+    assert best.best_value == mig[top] and (best.best_params.beta, best.best_params.lr) == knobs[top]
+
+    mtimes = {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "02"}
+    bad.unlink()
+    second = _train(*search)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "02"} == mtimes
+    assert [r["status"] for r in _summary(tmp_path).values()] == ["done"] * 3
+    for j in "012":
+        cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
+        assert (cfg.beta, cfg.lr) == knobs[j], j
+
+
 def _fake_run(d, overrides, means, metrics=None):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
     (d / ".hydra").mkdir(parents=True)

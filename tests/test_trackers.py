@@ -67,14 +67,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` on 127.0.0.1 (a free port, a temporary store); stopped at the end."""
+    """A real ``mlflow server`` on 127.0.0.1 (a free port, a temporary store, no job-execution workers); stopped
+    at the end (its process group: uvicorn too)."""
     root = tmp_path_factory.mktemp("mlflow_server")
     port = _free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
                              "--port", str(port), "--backend-store-uri", f"sqlite:///{root}/store.db",
                              "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-                            cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=root, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         while True:  # no deadline of our own: a server that cannot start exits, and the suite's timeout stays

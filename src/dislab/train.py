@@ -165,6 +165,20 @@ def _metrics_only(scalars: dict) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
 
+def objective(cfg, metrics: dict[str, float]):
+    """The job's return value: ``metrics``, or under ``sweeper=optuna`` the one named by ``objective`` (the
+    sweeper takes a number)."""
+    name = cfg.get("objective")
+    if not name:
+        return metrics
+    if name not in metrics:
+        from dislab.validate import ConfigError
+
+        raise ConfigError(f"objective={name} is not among this run's final metrics ({', '.join(sorted(metrics))}); "
+                          f"choose one of them or add its metric (metrics=...)")
+    return float(metrics[name])
+
+
 def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     """Train one model as configured; return its final metrics (flat keys). ``callbacks`` join the trainer's.
 

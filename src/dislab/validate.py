@@ -141,6 +141,7 @@ SHARED = {  # conf/train.yaml
     "compile_mode": one_of("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "run_dir": path("output", "a folder (or a path not yet taken)", required=False, null="Hydra's output folder"),
     "group": optional(NAME), "sweep_name": NAME,
+    "objective": NAME,  # conf/sweeper/optuna.yaml
 }
 EVAL = {  # conf/eval.yaml
     "run": Rule(_run_dir, "a run directory (holding .hydra/config.yaml and checkpoints/last.ckpt)",
