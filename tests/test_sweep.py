@@ -104,6 +104,16 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
         cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
         assert (cfg.beta, cfg.lr) == knobs[j], j
 
+    # a job directory whose metrics.json another trial wrote (a re-run drawing other knobs) is not reused
+    saved = json.loads((tmp_path / "2" / "metrics.json").read_text())
+    assert f"beta={knobs['2'][0]}" in saved["overrides"] and "seed" not in " ".join(saved["overrides"])
+    saved["overrides"] = [o.replace(f"beta={knobs['2'][0]}", "beta=7.5") for o in saved["overrides"]]
+    (tmp_path / "2" / "metrics.json").write_text(json.dumps(saved))
+    third = _train(*search)
+    assert third.returncode == 1, third.stderr[-3000:]
+    assert "holds a run of" in (tmp_path / "2" / "error.txt").read_text() and "beta=7.5" in third.stdout
+    assert [r["status"] for r in _summary(tmp_path).values()] == ["done", "done", "failed"]
+
 
 def _fake_run(d, overrides, means, metrics=None):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
@@ -114,6 +124,18 @@ def _fake_run(d, overrides, means, metrics=None):
     kl = np.where(means.std(0) > 0.5, 1.0, 0.0)
     np.savez(d / "representation.npz", means=means, kl=kl, factors=np.zeros((len(means), 2), int), eval_seed=0)
     (d / "metrics.json").write_text(json.dumps({"metrics": metrics or {"mig": 0.5}, "global_step": 3}))
+
+
+def test_a_metrics_json_of_other_knobs_is_not_read_as_this_jobs_result(tmp_path):
+    from dislab.sweep.runs import read_run
+
+    _fake_run(tmp_path / "a", ["model=beta_vae", "beta=4", "launcher=joblib", "seed=1"], np.zeros((4, 2)))
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    for recorded, status in ((["beta=4", "model=beta_vae", "seed=1"], "done"),  # where it ran does not count
+                             (["beta=7.5", "model=beta_vae", "seed=1"], "incomplete"),
+                             (["beta=4", "model=beta_vae", "seed=2"], "incomplete"), (None, "done")):
+        (tmp_path / "a" / "metrics.json").write_text(json.dumps({**saved, "overrides": recorded}))
+        assert read_run(tmp_path / "a").status == status, recorded
 
 
 def test_summary_udr_and_wandb_summary_run(tmp_path):

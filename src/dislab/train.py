@@ -81,6 +81,15 @@ def _wandb_mode() -> None:
             os.environ["WANDB_MODE"] = "offline"
 
 
+def _what_trained() -> list[str] | None:
+    """This Hydra job's overrides that decide what it trains (``dislab.sweep.runs.what_trained``); None without
+    Hydra."""
+    from dislab.sweep.runs import what_trained
+
+    hc = _hydra()
+    return None if hc is None else what_trained(hc.overrides.task)
+
+
 def run_config(cfg) -> dict:
     """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
     are top-level) and the model, data set and sweep names."""
@@ -194,8 +203,13 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     run_dir = run_dir_of(cfg)
     done = run_dir / "metrics.json"
     if done.exists():
+        saved = json.loads(done.read_text())
+        mine = _what_trained()
+        if None not in (mine, saved.get("overrides")) and saved["overrides"] != mine:
+            raise ConfigError(f"{done} holds a run of {' '.join(saved['overrides']) or 'the defaults'}, not of "
+                              f"{' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
         log.info("%s is complete; skipping (delete it to train again)", done)
-        return json.loads(done.read_text())["metrics"]
+        return saved["metrics"]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -291,7 +305,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
-            "settings": metric_settings(final_metrics), "versions": versions(),
+            "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)
