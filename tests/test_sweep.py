@@ -104,16 +104,6 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
         cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
         assert (cfg.beta, cfg.lr) == knobs[j], j
 
-    # a job directory whose metrics.json another trial wrote (a re-run drawing other knobs) is not reused
-    saved = json.loads((tmp_path / "2" / "metrics.json").read_text())
-    assert f"beta={knobs['2'][0]}" in saved["overrides"] and "seed" not in " ".join(saved["overrides"])
-    saved["overrides"] = [o.replace(f"beta={knobs['2'][0]}", "beta=7.5") for o in saved["overrides"]]
-    (tmp_path / "2" / "metrics.json").write_text(json.dumps(saved))
-    third = _train(*search)
-    assert third.returncode == 1, third.stderr[-3000:]
-    assert "holds a run of" in (tmp_path / "2" / "error.txt").read_text() and "beta=7.5" in third.stdout
-    assert [r["status"] for r in _summary(tmp_path).values()] == ["done", "done", "failed"]
-
 
 def _fake_run(d, overrides, means, metrics=None):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
@@ -247,3 +237,32 @@ def test_ddp_under_a_worker_launcher_is_refused_before_any_job(tmp_path, capsys)
         SweepCallback().on_multirun_start(cfg)
     assert e.value.code == 2 and "launcher=local" in capsys.readouterr().err
     SweepCallback().on_multirun_start(_hydra_cfg(["launcher=joblib", f"hydra.sweep.dir={tmp_path}"]))
+
+
+def test_a_finished_run_directory_is_not_reused_for_other_knobs(tmp_path):
+    """run() under Hydra (in-process): the same overrides (and where it ran) skip a finished run; other knobs or
+    another seed are refused in one line, naming both."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from conftest import FAST
+    from dislab.train import run
+    from dislab.validate import ConfigError
+
+    def job(*over):
+        cfg = _hydra_cfg([*FAST, "model=beta_vae", *over, f"run_dir={tmp_path}"])
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return run(cfg)
+
+    try:
+        first = job("beta=4")
+        stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
+        assert job("beta=4", "threads=1") == first  # where or how it ran does not count
+        for other, said in ((["beta=5"], "beta=5"), (["beta=4", "seed=1"], "seed=1")):
+            with pytest.raises(ConfigError, match=f"holds a run of .*beta=4.*, not of .*{said}"):
+                job(*other)
+        assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
+    finally:
+        HydraConfig.instance().cfg = None
