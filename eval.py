@@ -10,23 +10,15 @@ def main(cfg):
     from pathlib import Path
 
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
 
-    from dislab import io
-    from dislab.evaluate import evaluate, metric_settings
-    from dislab.train import versions
-    from dislab.validate import validate
+    from dislab.evaluate import rescore
 
     with report_errors():
-        validate(cfg)
-        metrics = instantiate(cfg.metrics) or {}
-        values = evaluate(cfg.run, metrics, cfg.eval_seed)
-        out = Path(HydraConfig.get().runtime.output_dir) / "metrics.json"
-        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "versions": versions()})
+        values, out, logged = rescore(cfg, Path(HydraConfig.get().runtime.output_dir))
         width = max(map(len, values), default=0)
         for k, v in values.items():
             print(f"{k:<{width}}  {v:.4f}")
-        print(f"written to {out}")
+        print(f"written to {out}" + (" and to the run's W&B run (metrics/<key> in its summary)" if logged else ""))
         return values
 
 

@@ -42,6 +42,13 @@ def test_valid_overrides_pass():
     check_overrides(["model=beta_vae", "beta=4", "seed=3", "steps=2000"])
     check_overrides(["model=beta_tcvae", "beta=6", "estimator=mss"])
     check_overrides(["--cfg", "job"])
+    check_overrides(["metrics=[mig,modularity]", "metrics@metrics_during=[mig, unsupervised]"])  # lists of options
+
+
+def test_an_unknown_option_in_a_list_of_options_is_named(capsys):
+    with pytest.raises(SystemExit):
+        check_overrides(["metrics=[mig,nosuch]"])
+    assert capsys.readouterr().err.startswith("error: metrics=nosuch is not known; allowed: all, ")
 
 
 def test_cfg_job_prints_the_config_and_bad_knob_exits_nonzero():

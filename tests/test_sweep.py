@@ -105,10 +105,10 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
         assert (cfg.beta, cfg.lr) == knobs[j], j
 
 
-def _fake_run(d, overrides, means, metrics=None):
+def _fake_run(d, overrides, means, metrics=None, model="beta_vae", beta=4):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
     (d / ".hydra").mkdir(parents=True)
-    cfg = {"seed": int(overrides[-1].split("=")[1]), "beta": 4, "model": {"_target_": "dislab.models.beta_vae.BetaVAE"}}
+    cfg = {"seed": int(overrides[-1].split("=")[1]), "beta": beta, "model": {"_target_": f"dislab.models.{model}.M"}}
     OmegaConf.save(OmegaConf.create(cfg), d / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(overrides), d / ".hydra" / "overrides.yaml")
     kl = np.where(means.std(0) > 0.5, 1.0, 0.0)
@@ -129,26 +129,64 @@ def test_a_metrics_json_of_other_knobs_is_not_read_as_this_jobs_result(tmp_path)
 
 
 def test_summary_udr_and_wandb_summary_run(tmp_path):
-    from dislab.sweep.summary import log_to_wandb, summarize
-    from dislab.wandb_records import read_run
+    """UDR per cell; each job's UDR in its own W&B run (resumed by id, its earlier values kept); the summary
+    run's config holds the sweep's axes and its values are per cell, never a mean across models."""
+    import wandb
+
+    from dislab.sweep.summary import log_to_wandb, summarize, udr_to_runs
+    from dislab.wandb_records import finish, read_run, read_runs
 
     rng = np.random.default_rng(0)
     factors = rng.normal(size=(500, 3))
-    for seed in range(3):  # the same code up to a permutation and sign: UDR near 1
-        perm = rng.permutation(3)
-        means = np.concatenate([factors[:, perm] * rng.choice([-1, 1], 3), 0.01 * rng.normal(size=(500, 2))], 1)
-        _fake_run(tmp_path / str(seed), ["model=beta_vae", f"seed={seed}"], means)
+    cells = {"beta_vae": (4, [0.2, 0.4, 0.3]), "beta_tcvae": (6, [0.6, 1.0])}  # mig per seed
+    mixed = np.array([[1, 1, 0], [-1, 1, 0], [0, 0, 1]]) / [2 ** 0.5, 2 ** 0.5, 1]  # two factors rotated by 45°
+    try:
+        for model, (beta, migs) in cells.items():
+            for seed, mig in enumerate(migs):  # the same code up to a permutation and sign (UDR near 1), but one
+                perm = rng.permutation(3)
+                code = factors @ mixed if seed == 2 else factors
+                means = np.concatenate([code[:, perm] * rng.choice([-1, 1], 3), 0.01 * rng.normal(size=(500, 2))], 1)
+                d = tmp_path / str(len(list(tmp_path.iterdir())))
+                _fake_run(d, [f"model={model}", f"beta={beta}", f"seed={seed}"], means, {"mig": mig}, model, beta)
+                wandb.init(project="dislab-test", dir=str(d), group=tmp_path.name, name=d.name, config={"beta": beta})
+                wandb.log({"metrics/mig": mig})
+                wandb.finish()
+    finally:
+        finish()
     out = summarize(tmp_path)
-    (cell,) = out["udr"]
+    assert len(out["udr"]) == 2
     for v in ("lasso", "spearman"):
-        assert len(cell[f"udr_{v}"]) == 3 and all(0.7 <= s <= 1 for s in cell[f"udr_{v}"]), cell
-    assert "UDR (all runs): lasso 0." in out["text"]
+        scores = [cell[f"udr_{v}"] for cell in out["udr"]]
+        assert len(scores[0]) == 3 and min(scores[0]) < max(scores[0]) - 0.1, scores  # the rotated code stands out
+        assert len(scores[1]) == 2 and all(0.7 <= s <= 1 for s in scores[1]), scores
+    assert "UDR model=beta_vae beta=4: lasso 0." in out["text"]
+
+    assert len(udr_to_runs(out)) == 5
+    udr = json.loads((tmp_path / "udr.json").read_text())["runs"]
+    for job in "01234":
+        rec = read_runs(tmp_path / job)
+        assert rec.complete and len(list((tmp_path / job / "wandb").glob("offline-run-*"))) == 2  # resumed: 2 segments
+        assert {k: rec.summary[k] for k in ("udr_lasso", "udr_spearman")} == udr[job]
+        assert rec.summary["udr_seeds"] == (3 if job < "3" else 2)
+        assert rec.summary["metrics/mig"] == [0.2, 0.4, 0.3, 0.6, 1.0][int(job)]
+        assert rec.config["beta"] in (4, 6) and rec.group == tmp_path.name and rec.name == job
 
     where = log_to_wandb(out, tmp_path, project="dislab-test")
     rec = read_run(next(where.glob("run-*.wandb")))
     assert rec.complete and rec.group == tmp_path.name and rec.name == f"{tmp_path.name}-summary"
-    assert rec.summary["jobs"] == 3 and rec.summary["sweep_summary/_type"] == "table-file"
-    assert 0.7 <= rec.summary["udr_lasso/model=beta_vae"] <= 1
+    assert rec.config["axes"] == {"model": ["beta_vae", "beta_tcvae"], "beta": [4, 6], "seed": [0, 1, 2]}
+    assert rec.summary["jobs"] == 5 and rec.summary["sweep_summary/_type"] == rec.summary["cells/_type"] == "table-file"
+    assert rec.summary["mig_mean/model=beta_vae beta=4"] == pytest.approx(0.3)
+    assert rec.summary["mig_mean/model=beta_tcvae beta=6"] == pytest.approx(0.8)
+    for i, cell in enumerate(("model=beta_vae beta=4", "model=beta_tcvae beta=6")):  # the mean of each cell's seeds
+        assert rec.summary[f"udr_lasso/{cell}"] == pytest.approx(np.mean(out["udr"][i]["udr_lasso"]))
+    mig_keys = [k for k in rec.summary if "mig" in k]  # no value pools the two models (their mean is 0.5)
+    assert sorted(mig_keys) == ["mig_mean/model=beta_tcvae beta=6", "mig_mean/model=beta_vae beta=4"], mig_keys
+    table = json.loads((where / "files" / rec.summary["cells/path"]).read_text())
+    assert table["columns"][:4] == ["cell", "seeds", "mig_mean", "mig_std"]
+    assert [row[:4] for row in table["data"]] == [
+        ["model=beta_vae beta=4", 3, pytest.approx(0.3), pytest.approx(np.std([0.2, 0.4, 0.3]))],
+        ["model=beta_tcvae beta=6", 2, pytest.approx(0.8), pytest.approx(0.2)]]
 
 
 def _hydra_cfg(overrides):

@@ -4,14 +4,13 @@ and what W&B logged, read back from its offline run file."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import CONF, FAST, compose
-from dislab.wandb_records import read_run
+from dislab.wandb_records import read_run, segments
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
@@ -63,13 +62,33 @@ def test_same_seed_same_result(run_fast, tmp_path):
 
 
 def test_wandb_offline_run_holds_the_same_mig_as_metrics_json(run_fast):
-    metrics, run_dir = run_fast("model=beta_vae", "logger=wandb", "group=test-group")
+    """Final metrics (metrics.json) are the summary's ``metrics/*`` and nothing else is; estimates scored during
+    training (here also a metric the final list lacks) are ``during/*``, with their sample sizes in the config."""
+    metrics, run_dir = run_fast("model=beta_vae", "logger=wandb", "group=test-group",
+                                "metrics@metrics_during=[mig,unsupervised]",
+                                "++metrics_during.unsupervised.num_train=96")
     files = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
     rec = read_run(files[0])
     assert rec.complete and rec.group == "test-group"
-    logged = [h["metrics/mig"] for h in rec.history if "metrics/mig" in h]
-    assert math.isclose(logged[-1], metrics["mig"]) and math.isclose(rec.summary["metrics/mig"], metrics["mig"])
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    final = {k[len("metrics/"):]: v for k, v in rec.summary.items() if k.startswith("metrics/")}
+    assert final == saved["metrics"] == metrics  # exactly: no stale during-training value under a final name
+    by_step = {}  # name -> [(step, value)]
+    for h in rec.history:
+        for k, v in h.items():
+            if k.startswith(("metrics/", "during/")):
+                by_step.setdefault(k, []).append((h["trainer/global_step"], v))
+    assert by_step["metrics/mig"] == [(0, saved["untrained"]["mig"]), (4, metrics["mig"])]  # untrained, final
+    assert [s for s, _ in by_step["during/mig"]] == [s for s, _ in by_step["during/gaussian_total_correlation"]] == [2]
+    assert set(by_step) == {"metrics/mig", *(f"during/{k}" for k in ("mig", "gaussian_total_correlation",
+                                                                      "gaussian_wasserstein_correlation",
+                                                                      "gaussian_wasserstein_correlation_norm",
+                                                                      "mutual_info_score"))}, set(by_step)
+    settings = rec.config["settings"]
+    assert settings["metrics"]["mig"]["num_train"] == 256 and settings["metrics"]["mig"]["num_bins"] == 20
+    assert settings["during"]["mig"]["num_train"] == 128 and settings["during"]["unsupervised"]["num_train"] == 96
+    assert rec.config["metrics_every"] == 2 and settings["metrics"] == saved["settings"]
     assert rec.config["beta"] == 4 and rec.config["model"]["_target_"] == "dislab.models.beta_vae.BetaVAE"
     pictures = {}  # name -> [trainer/global_step of each logging]
     for h in rec.history:
@@ -91,6 +110,38 @@ def test_eval_reproduces_the_final_metrics_from_the_checkpoint(run_fast):
 
     metrics, run_dir = run_fast("model=beta_vae")
     assert evaluate(run_dir, instantiate(compose(FAST).metrics)) == metrics
+
+
+def test_eval_rescores_reach_the_runs_wandb_run_the_sweep_summary_and_the_report(run_fast):
+    """eval.py's work (``rescore``, in-process) re-scores mig on another sample size and adds modularity:
+    the run's own W&B run (resumed by its id) holds them as its summary, and sweep_summary.csv and the
+    report's runs read them back, with the re-score's settings."""
+    from dislab.evaluate import rescore
+    from dislab.sweep import study
+    from dislab.sweep.summary import summarize
+    from dislab.wandb_records import read_runs
+
+    trained, run_dir = run_fast("model=beta_vae", "logger=wandb")
+    cfg = compose([f"run={run_dir}", "metrics=[mig,modularity]", "++metrics.mig.num_train=200",
+                   "++metrics.modularity.num_train=200", "++metrics.modularity.num_test=100"], config_name="eval")
+    values, written, logged = rescore(cfg, run_dir / "eval" / "2026-01-02_03-04-05")
+    assert logged and written.exists() and not (run_dir / ".lock").exists()
+    (saved,) = run_dir.glob("eval/*/metrics.json")
+    again = json.loads(saved.read_text())["metrics"]
+    assert again == values
+    assert {"mig", "modularity", "explicitness"} <= set(again) and again["mig"] != trained["mig"]
+    assert json.loads((run_dir / "metrics.json").read_text())["metrics"] == trained  # the training's record stays
+    rec = read_runs(run_dir)
+    assert rec.complete and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    assert {k[len("metrics/"):]: v for k, v in rec.summary.items() if k.startswith("metrics/")} == again
+    assert rec.config["rescores"][saved.parent.name]["settings"]["mig"]["num_train"] == 200
+    last = read_run(segments(run_dir)[-1])  # the resumed segment alone still names the run and its config
+    assert last.config["beta"] == 4 and last.name == rec.name and last.group == rec.group != ""
+    (row,) = summarize(run_dir)["table"]
+    assert row["mig"] == again["mig"] and row["modularity"] == again["modularity"]
+    assert row["rescored"] == f"eval/{saved.parent.name}"
+    (r,) = study.load([run_dir])
+    assert r.metrics == again and r.settings["mig"]["num_train"] == 200 and r.settings["modularity"]["num_test"] == 100
 
 
 def test_channels_last_changes_the_layout_not_the_numbers():

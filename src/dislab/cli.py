@@ -83,9 +83,10 @@ def check_overrides(argv: list[str] | None = None, conf: Path = CONF, config_nam
             pass
     for (group, _), options_given in choices.items():
         options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
-        for v in options_given:
-            if v not in options and v != "null":
-                _fail(f"{group}={v} is not known; allowed: {', '.join(options)}")
+        for given in options_given:  # a list of options (metrics=[mig,sap]) names each one
+            for v in given[1:-1].split(",") if given.startswith("[") and given.endswith("]") else [given]:
+                if v.strip() not in options and v != "null":
+                    _fail(f"{group}={v.strip()} is not known; allowed: {', '.join(options)}")
     if not overrides and config_name == "train":
         return  # the defaults are valid
     multirun = bool({"-m", "--multirun"} & set(argv)) or any(g in ("sweep", "sweeper") for g, _ in choices) \

@@ -140,3 +140,50 @@ def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, 
 
     model, cfg, data = load_run(run_dir)
     return compute_metrics(metrics, data, model, cfg.eval_seed if eval_seed is None else eval_seed)
+
+
+def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
+    """``eval.py``: score ``cfg.run``'s checkpoint with ``cfg.metrics``, write ``<out_dir>/metrics.json``
+    (values, settings, eval_seed, versions) and put the run's metrics into its W&B run
+    (``rescore_to_wandb``), holding the run directory's lock meanwhile (one writer: not while it trains).
+    Returns the values, the file written and whether a W&B run was written."""
+    from pathlib import Path
+
+    from hydra.utils import instantiate
+
+    from dislab import io
+    from dislab.lock import RunLock
+    from dislab.train import versions
+    from dislab.validate import validate
+
+    validate(cfg)
+    metrics = instantiate(cfg.metrics) or {}
+    with RunLock(cfg.run):
+        values = evaluate(cfg.run, metrics, cfg.eval_seed)
+        out = Path(out_dir) / "metrics.json"
+        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": cfg.eval_seed,
+                            "versions": versions()})
+        return values, out, rescore_to_wandb(cfg.run)
+
+
+def rescore_to_wandb(run_dir) -> bool:
+    """Put a run's metrics as they stand after ``eval.py`` re-scores into its own W&B run (resumed by its
+    id; none: nothing done): summary ``metrics/<key>`` = ``metrics.json``'s values updated by every
+    ``eval/<time>/metrics.json`` in order (as ``sweep_summary.csv`` and the report read them), config
+    ``rescores`` = each re-score's metrics with their settings and eval_seed. True if a W&B run was written."""
+    import json
+    from pathlib import Path
+
+    from dislab.sweep.runs import rescores
+    from dislab.wandb_records import add_to_runs, run_id
+
+    if run_id(run_dir) is None:
+        return False
+    done = Path(run_dir) / "metrics.json"
+    values = dict(json.loads(done.read_text()).get("metrics", {})) if done.exists() else {}
+    record = {}
+    for path, saved in rescores(run_dir):
+        values.update(saved.get("metrics", {}))
+        record[path.parent.name] = {"settings": saved.get("settings", {}), "eval_seed": saved.get("eval_seed")}
+    summary = {f"metrics/{k}": v for k, v in values.items()}
+    return bool(add_to_runs({Path(run_dir): summary}, config={"rescores": record}))

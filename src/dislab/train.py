@@ -92,10 +92,10 @@ def _what_trained() -> list[str] | None:
 
 def run_config(cfg) -> dict:
     """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
-    are top-level) and the model, data set and sweep names."""
+    are top-level), the model, data set and sweep names, and the metrics' settings."""
     config = OmegaConf.to_container(cfg, resolve=True)
     config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                  sweep=group_name(cfg))
+                  sweep=group_name(cfg), settings=_metric_settings(cfg))
     return config
 
 
@@ -106,9 +106,8 @@ def make_loggers(cfg, run_dir: Path) -> list:
         kwargs, target = {"save_dir": str(run_dir)}, node._target_
         if "Wandb" in target:
             _wandb_mode()
-            previous = sorted((run_dir / "wandb").glob("*run-*"))  # a resumed run continues its W&B run
             kwargs.update(name=run_name(cfg), group=group_name(cfg), config=run_config(cfg),
-                          id=previous[-1].name.rsplit("-", 1)[-1] if previous else None, resume="allow")
+                          id=wandb_records.run_id(run_dir), resume="allow")  # a resumed run continues its W&B run
         elif "TensorBoard" in target:
             kwargs.update(version="", default_hp_metric=False)  # <run>/tensorboard/, no placeholder hp_metric
         elif "MLFlow" in target:
@@ -136,6 +135,13 @@ def _tensorboard_config(logger, config: dict) -> None:
     writer = logger.experiment._get_file_writer()
     for summary in hparams(logger._sanitize_params(_flatten_dict(config)), {}):
         writer.add_summary(summary)
+
+
+def _metric_settings(cfg) -> dict:
+    """Every knob (sample sizes...) of the final metrics (``metrics/<key>``) and of the estimates scored
+    during training (``during/<key>``), as ``metrics.json`` records them."""
+    return {"metrics": metric_settings(instantiate(cfg.metrics) or {}),
+            "during": metric_settings(instantiate(cfg.metrics_during) or {})}
 
 
 def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:

@@ -1,5 +1,9 @@
-"""Finish a W&B run so that its files are complete (``finish``), and read back what it logged from
-its offline run file (``run-<id>.wandb``) without a server (``read_run``).
+"""Finish a W&B run so that its files are complete (``finish``); add summary values to a finished run
+by resuming it by its id (``add_to_runs``); read back what it logged from its offline run files
+(``read_run`` for one file, ``read_runs`` for every segment of a run directory's W&B run) without a server.
+
+Offline, a resumed run is a new segment: ``wandb/offline-run-<time>-<id>[-<n>]/run-<id>.wandb`` with the
+same id; ``wandb sync <run>/wandb/offline-run-*`` uploads the segments into one W&B run, in order.
 
 The file is a LevelDB-style log: a 7-byte header (b":W&B", 0xBEE1, version), then 32 KiB blocks of
 records, each with a 7-byte header (crc32, length uint16, type: 1 full, 2 first, 3 middle, 4 last);
@@ -71,6 +75,7 @@ class RunRecords:
     config: dict = field(default_factory=dict)
     group: str = ""
     name: str = ""
+    project: str = ""
     complete: bool = False
 
 
@@ -91,10 +96,74 @@ def read_run(path) -> RunRecords:
         elif kind == "summary":
             out.summary.update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update})
         elif kind == "run":
-            out.group, out.name = rec.run.run_group, rec.run.display_name
+            out.group, out.name, out.project = rec.run.run_group, rec.run.display_name, rec.run.project
             out.config.update({i.key: json.loads(i.value_json) for i in rec.run.config.update})
         elif kind == "config":
             out.config.update({i.key: json.loads(i.value_json) for i in rec.config.update})
         elif kind == "exit":
             out.complete = True
     return out
+
+
+def _natural(path: Path):
+    return [int(t) if t.isdigit() else t for t in path.parent.name.replace("-", " ").split()]
+
+
+def segments(run_dir) -> list[Path]:
+    """The ``run-<id>.wandb`` files under ``<run_dir>/wandb/``, oldest first (``offline-run-<time>-<id>``
+    and, for a second segment started in the same second, ``...-<id>-1``)."""
+    return sorted(Path(run_dir).glob("wandb/*run-*/run-*.wandb"), key=_natural)
+
+
+def run_id(run_dir) -> str | None:
+    """The id of the W&B run a run directory logged to (from its newest segment's file name), or None."""
+    files = segments(run_dir)
+    return files[-1].stem[len("run-"):] if files else None
+
+
+def read_runs(run_dir) -> RunRecords:
+    """Every segment of the run directory's W&B run, merged in order as ``wandb sync`` uploads them: the
+    history concatenated, later summary and config values over earlier ones; ``complete`` when all are."""
+    out = RunRecords(complete=True)
+    files = segments(run_dir)
+    if not files:
+        raise FileNotFoundError(f"no W&B run files under {Path(run_dir) / 'wandb'}")
+    for f in files:
+        rec = read_run(f)
+        out.history += rec.history
+        out.summary.update(rec.summary)
+        out.config.update(rec.config)
+        out.group, out.name, out.project = out.group or rec.group, out.name or rec.name, out.project or rec.project
+        out.complete = out.complete and rec.complete
+    return out
+
+
+def add_to_runs(updates: dict, config: dict | None = None) -> list[Path]:
+    """Resume each run directory's W&B run by its id (``{run_dir: {summary key: value}}``) and set those
+    summary values (and ``config``'s keys, where given); one W&B service for all of them, torn down at
+    the end, so every file is complete on return. Run directories without a W&B run are left alone.
+    Offline unless ``WANDB_MODE`` says otherwise. Returns the run directories written to."""
+    import os
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    done = []
+    try:
+        for run_dir, values in updates.items():
+            rid = run_id(run_dir)
+            if rid is None or not values:
+                continue
+            first = read_run(segments(run_dir)[0])  # a segment names its run (group, name) as the first did
+            run = wandb.init(id=rid, resume="allow", dir=str(run_dir), project=first.project or None,
+                             group=first.group or None, name=first.name or None,
+                             config={k: v for k, v in first.config.items() if k != "_wandb"})
+            if config:
+                run.config.update(config, allow_val_change=True)
+            run.summary.update(dict(values))
+            wandb.finish()
+            done.append(Path(run_dir))
+    finally:
+        finish()
+    return done

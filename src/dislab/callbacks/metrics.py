@@ -1,5 +1,9 @@
-"""Score metrics every N training steps and log them as ``metrics/<key>`` to every logger; where a
-logger takes pictures, also log the traversals and reconstructions (``pictures/<name>``)."""
+"""Score metrics every N training steps and log them as ``during/<key>`` to every logger; where a
+logger takes pictures, also log the traversals and reconstructions (``pictures/<name>``).
+
+``during/<key>`` are estimates of the ``metrics_during`` list (``metrics=fast``: 2,000 points), never
+logged under the final names: ``metrics/<key>`` holds only the final metrics (and the untrained
+network's, at step 0), scored with the ``metrics`` list's settings, as ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ def log_scalars(loggers, values: dict[str, float], step: int):
         logger.log_metrics(values, step=step)
 
 
-def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int) -> dict[str, float]:
-    """``metrics/<key>`` for every metric and, for a model with a Gaussian posterior,
-    ``decomposition/<term>`` (Chen et al.'s ELBO decomposition on a fixed sample)."""
-    out = {f"metrics/{k}": v for k, v in compute_metrics(metrics, data, model, eval_seed).items()}
+def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int,
+                       prefix: str = "metrics") -> dict[str, float]:
+    """``<prefix>/<key>`` for every metric and, for a model with a Gaussian posterior,
+    ``decomposition/<term>`` (Chen et al.'s ELBO decomposition on a fixed sample, the same sample and
+    size during training and at the end)."""
+    out = {f"{prefix}/{k}": v for k, v in compute_metrics(metrics, data, model, eval_seed).items()}
     if num_decomposition and getattr(model, "stochastic", False):
         terms = decomposition(model, data, num_decomposition, eval_seed)
         out.update({f"decomposition/{k}": v for k, v in terms.items()})
@@ -37,7 +43,8 @@ class MetricsDuringTraining(Callback):
             return
         if self.guard is not None:
             self.guard.check(trainer)
-        values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition)
+        values = evaluation_scalars(pl_module, self.data, self.metrics, self.eval_seed, self.num_decomposition,
+                                    prefix="during")
         log_scalars(trainer.loggers, values, step)
         if takes_pictures(trainer.loggers):
             log_pictures(trainer.loggers, training_pictures(pl_module, self.data, self.eval_seed), step)

@@ -79,7 +79,7 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if not (self.summary and _rank_zero()):
             return
-        from dislab.sweep.summary import log_to_wandb, summarize
+        from dislab.sweep.summary import log_to_wandb, summarize, udr_to_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
         result = summarize(sweep_dir, self._started, self.udr_kwargs)
@@ -87,6 +87,10 @@ class SweepCallback(Callback):
         wandb_node = next((n for n in (OmegaConf.select(config, "logger") or {}).values()
                            if "Wandb" in str(n.get("_target_", ""))), None)
         if self.wandb and wandb_node is not None:
+            try:
+                udr_to_runs(result)  # each job's UDR into its own W&B run
+            except Exception as e:
+                log.warning("writing UDR into the jobs' W&B runs failed: %s: %s", type(e).__name__, e)
             try:
                 where = log_to_wandb(result, sweep_dir, project=wandb_node.get("project") or "dislab",
                                      entity=wandb_node.get("entity"), group=config.get("group"))

@@ -35,6 +35,7 @@ class Run:
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     global_step: int | None = None
+    rescored: list[Path] = field(default_factory=list)  # eval.py re-scores merged into ``metrics``
 
     @property
     def model(self) -> str:
@@ -87,12 +88,28 @@ def read_run(run_dir) -> Run:
         saved = None  # metrics.json is another run's (dislab.train.run refused to reuse it: error.txt says so)
     if saved is not None:
         run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
+        for path, again in rescores(d):
+            run.metrics.update(again.get("metrics", {}))
+            run.rescored.append(path.parent)
     elif error.exists():
         lines = error.read_text(errors="replace").strip().splitlines()
         run.error = lines[0] if lines else "failed (error.txt is empty)"
         said = run.error.split(":", 1)[0].lower()
         run.status = said if said in NAMED else "failed"
     return run
+
+
+def rescores(run_dir) -> list[tuple[Path, dict]]:
+    """What ``eval.py run=<run dir>`` wrote (``<run dir>/eval/<time>/metrics.json``), oldest first: a
+    re-score's values replace the training's for the same key (and add the metrics it lacked) in
+    ``sweep_summary.csv``, the report and the run's W&B summary."""
+    out = []
+    for path in sorted(Path(run_dir).glob("eval/*/metrics.json")):
+        try:
+            out.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def run_dirs(root) -> list[Path]:

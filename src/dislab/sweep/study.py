@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from dislab.sweep.runs import Run, find_runs, finite, flatten, override_key
+from dislab.sweep.runs import Run, find_runs, finite, flatten, override_key, rescores
 
 # top-level config keys that say how a run was executed, scored or logged, not what it trained
 IGNORED = ("seed", "steps", "run_dir", "group", "sweep_name", "threads", "metrics", "metrics_during", "logger",
@@ -51,8 +51,10 @@ def load(paths) -> list[StudyRun]:
                 saved = json.loads((r.dir / "metrics.json").read_text())
             except (OSError, ValueError):
                 pass
-        out.append(StudyRun(**vars(r), untrained=dict(saved.get("untrained") or {}),
-                            settings=dict(saved.get("settings") or {})))
+        settings = dict(saved.get("settings") or {})
+        for _, again in rescores(r.dir) if r.status == "done" else ():  # eval.py's metrics, with their settings
+            settings.update(again.get("settings") or {})
+        out.append(StudyRun(**vars(r), untrained=dict(saved.get("untrained") or {}), settings=settings))
     return out
 
 

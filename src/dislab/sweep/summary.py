@@ -1,6 +1,7 @@
 """The end of a sweep: one row per job (overrides, status, every metric, UDR) in
-``sweep_summary.csv``, UDR per cell in ``udr.json``, a table on the console and, with W&B on, a
-summary run holding the table.
+``sweep_summary.csv``, UDR per cell in ``udr.json``, a table on the console and, with W&B on, each
+job's UDR in the job's own W&B run (``udr_to_runs``) and a summary run (``log_to_wandb``) whose config
+holds the sweep's axes and whose values are per cell (mean over seeds), never across cells.
 
 UDR (Duan et al. 2020) is a population metric: the runs of one cell (same overrides, different
 ``seed``) are compared with each other, from the ``representation.npz`` every run writes (means and
@@ -19,7 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from dislab import io as atomic
-from dislab.sweep.runs import STATUSES, Run, cell_of, finite, order_metrics, read_run, run_dirs
+from dislab.sweep.runs import (
+    STATUSES,
+    Run,
+    cell_of,
+    finite,
+    is_bookkeeping,
+    order_metrics,
+    override_key,
+    read_run,
+    run_dirs,
+    value_of,
+)
+from dislab.wandb_records import add_to_runs
 from dislab.wandb_records import finish as finish_wandb
 
 log = logging.getLogger("dislab.sweep")
@@ -90,7 +103,8 @@ def rows(runs: list[Run], sweep_dir: Path, udr: dict) -> list[dict]:
                "overrides": " ".join(r.overrides)}
         row.update({k: r.metrics.get(k) for k in metric_keys})
         row.update({f"udr_{v}": udr.get(str(r.dir), {}).get(f"udr_{v}") for v in VARIANTS})
-        row.update(global_step=r.global_step, error=r.error)
+        row.update(global_step=r.global_step, rescored=" ".join(_relative(p, sweep_dir) for p in r.rescored),
+                   error=r.error)
         out.append(row)
     return out
 
@@ -172,12 +186,69 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
         if means:
             text.append(f"UDR {label}: {', '.join(means)} (mean over {len(c['runs'])} seeds)")
     text.append(f"written: {sweep_dir / 'sweep_summary.csv'}, {sweep_dir / 'udr.json'}")
-    return {"runs": runs, "table": table, "udr": cells, "failed": failed, "text": "\n".join(text)}
+    return {"runs": runs, "table": table, "udr": cells, "failed": failed, "text": "\n".join(text),
+            "dir": str(sweep_dir)}
+
+
+def sweep_axes(runs: list[Run]) -> dict[str, list]:
+    """The keys the jobs override (``model``, knobs, ``seed``; not where they ran) that take more than
+    one value, in the order typed, each with its values in job order (from the resolved config)."""
+    keys: list[str] = []
+    for r in runs:
+        for o in r.overrides:
+            k = override_key(o)
+            if (k == "seed" or not is_bookkeeping(o)) and k not in keys:
+                keys.append(k)
+    axes = {}
+    for k in keys:
+        values = []
+        for r in runs:
+            v = value_of(r, k) if k != "model" else r.choices.get("model", r.model)
+            if v not in values:
+                values.append(v)
+        if len(values) > 1:
+            axes[k] = values
+    return axes
+
+
+def cell_table(summary: dict) -> tuple[list[str], list[list]]:
+    """One row per cell: its overrides, seeds finished, each metric's mean and std over those seeds,
+    and the cell's UDR means. Metrics are never averaged across cells (different models or knobs)."""
+    done = [r for r in summary["runs"] if r.status == "done"]
+    keys = order_metrics({k for r in done for k in r.metrics})
+    udr = {c["cell"]: c for c in summary["udr"]}
+    cols = ["cell", "seeds", *(f"{k}_{s}" for k in keys for s in ("mean", "std")),
+            *(f"udr_{v}_mean" for v in VARIANTS)]
+    out = []
+    for cell in dict.fromkeys(" ".join(cell_of(r.overrides)) for r in summary["runs"]):
+        members = [r for r in done if " ".join(cell_of(r.overrides)) == cell]
+        row = [cell, len(members)]
+        for k in keys:
+            vals = finite(r.metrics.get(k) for r in members)
+            row += [float(np.mean(vals)) if vals else None, float(np.std(vals)) if vals else None]
+        row += [udr.get(cell, {}).get(f"udr_{v}_mean") for v in VARIANTS]
+        out.append(row)
+    return cols, out
+
+
+def udr_to_runs(summary: dict) -> list[Path]:
+    """Each finished job's UDR scores (``udr_lasso``, ``udr_spearman``: against the other seeds of its
+    cell) as summary values of the job's own W&B run, resumed by its id. Returns the jobs written to."""
+    per_run = {}
+    for c in summary["udr"]:
+        for i, path in enumerate(c["runs"]):
+            values = {f"udr_{v}": c[f"udr_{v}"][i] for v in VARIANTS if f"udr_{v}" in c}
+            if values:
+                per_run[path] = {**values, "udr_seeds": len(c["runs"])}
+    sweep_dir = summary.get("dir")
+    return add_to_runs({(Path(sweep_dir) / p if sweep_dir else Path(p)): v for p, v in per_run.items()})
 
 
 def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | None = None,
                  group: str | None = None) -> Path | None:
-    """One W&B run (job type ``sweep-summary``) holding the summary table and UDR per cell; offline
+    """One W&B run (job type ``sweep-summary``): config = the sweep's directory, axes (``sweep_axes``)
+    and jobs; values = the job table (``sweep_summary``), the cell table (``cells``) and, per cell,
+    ``<metric>_mean/<cell>`` and ``udr_<variant>/<cell>`` (means over that cell's seeds). Offline
     unless ``WANDB_MODE`` says otherwise. Returns its local run directory."""
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -186,21 +257,21 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
     group = group or sweep_dir.name
     table = summary["table"]
     try:
+        config = {"sweep_dir": str(sweep_dir), "axes": sweep_axes(summary["runs"]), "jobs": len(table)}
         run = wandb.init(project=project, entity=entity, group=group, name=f"{group}-summary",
-                         job_type="sweep-summary", dir=str(sweep_dir), config={"sweep_dir": str(sweep_dir)})
+                         job_type="sweep-summary", dir=str(sweep_dir), config=config)
         cols = list(table[0]) if table else []
         data = [[(None if isinstance(v, float) and math.isnan(v) else v) for v in row.values()] for row in table]
         values = {"sweep_summary": wandb.Table(columns=cols, data=data)}
-        for c in summary["udr"]:
-            for v in VARIANTS:
-                if f"udr_{v}_mean" in c:
-                    values[f"udr_{v}/{c['cell'] or 'all'}"] = c[f"udr_{v}_mean"]
+        cell_cols, cells = cell_table(summary)
+        values["cells"] = wandb.Table(columns=cell_cols, data=cells)
+        for row in cells:
+            label = row[0] or "all"
+            for c, v in zip(cell_cols[2:], row[2:], strict=True):
+                if v is not None and c.endswith("_mean"):
+                    values[f"{c.removesuffix('_mean') if c.startswith('udr_') else c}/{label}"] = v
         done = [r for r in summary["runs"] if r.status == "done"]
         values.update(jobs=len(table), done=len(done), failed=len(table) - len(done))
-        for k in sorted({k for r in done for k in r.metrics}):
-            vals = finite(r.metrics.get(k) for r in done)
-            if vals:
-                values[f"metrics/{k}_mean"] = float(np.mean(vals))
         run.log(values)
         return Path(run.dir).parent
     finally:
