@@ -7,10 +7,10 @@ from dislab.cli import check_overrides, report_errors
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg):
-    from dislab.train import run
+    from dislab.train import objective, run
 
     with report_errors():
-        return run(cfg)
+        return objective(cfg, run(cfg))  # sweeper=optuna optimises one metric
 
 
 if __name__ == "__main__":

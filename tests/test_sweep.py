@@ -68,6 +68,43 @@ def test_parallel_sweep_survives_a_failing_job_and_a_rerun_skips_finished_jobs(t
     assert other.returncode == 2 and "holds a sweep started with other settings" in other.stderr
 
 
+def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes(tmp_path):
+    """sweeper=optuna: 3 trials of beta in [1, 8] and lr in {1e-3, 1e-4}, maximising mig; trial 1 fails (an
+    unreadable checkpoint), the search goes on and the summary lists it; a re-run replays trials 0 and 2 from
+    their metrics.json and trains trial 1 with the same knobs."""
+    search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "lr=choice(0.001,0.0001)",
+              "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={tmp_path}"]
+    bad = tmp_path / "1" / "checkpoints" / "last.ckpt"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not a checkpoint")
+
+    first = _train(*search)
+    assert first.returncode == 1, first.stderr[-3000:]  # a trial failed: the grid sweep's status
+    knobs = {}
+    for j in "012":
+        over = dict(o.split("=", 1) for o in OmegaConf.load(tmp_path / j / ".hydra" / "overrides.yaml"))
+        cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
+        assert 1 <= cfg.beta <= 8 and cfg.lr in (0.001, 0.0001) and float(over["beta"]) == cfg.beta, (j, over)
+        knobs[j] = (cfg.beta, cfg.lr)
+    assert len({b for b, _ in knobs.values()}) == 3  # drawn, not a grid
+    rows = _summary(tmp_path)
+    assert [rows[j]["status"] for j in "012"] == ["done", "failed", "done"] and "cannot resume" in rows["1"]["error"]
+    mig = {j: json.loads((tmp_path / j / "metrics.json").read_text())["metrics"]["mig"] for j in "02"}
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    top = max(mig, key=mig.get)
+    assert best.best_value == mig[top] and (best.best_params.beta, best.best_params.lr) == knobs[top]
+
+    mtimes = {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "02"}
+    bad.unlink()
+    second = _train(*search)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {j: (tmp_path / j / "metrics.json").stat().st_mtime_ns for j in "02"} == mtimes
+    assert [r["status"] for r in _summary(tmp_path).values()] == ["done"] * 3
+    for j in "012":
+        cfg = OmegaConf.load(tmp_path / j / ".hydra" / "config.yaml")
+        assert (cfg.beta, cfg.lr) == knobs[j], j
+
+
 def _fake_run(d, overrides, means, metrics=None, model="beta_vae", beta=4):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
     (d / ".hydra").mkdir(parents=True)
@@ -77,6 +114,18 @@ def _fake_run(d, overrides, means, metrics=None, model="beta_vae", beta=4):
     kl = np.where(means.std(0) > 0.5, 1.0, 0.0)
     np.savez(d / "representation.npz", means=means, kl=kl, factors=np.zeros((len(means), 2), int), eval_seed=0)
     (d / "metrics.json").write_text(json.dumps({"metrics": metrics or {"mig": 0.5}, "global_step": 3}))
+
+
+def test_a_metrics_json_of_other_knobs_is_not_read_as_this_jobs_result(tmp_path):
+    from dislab.sweep.runs import read_run
+
+    _fake_run(tmp_path / "a", ["model=beta_vae", "beta=4", "launcher=joblib", "seed=1"], np.zeros((4, 2)))
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    for recorded, status in ((["beta=4", "model=beta_vae", "seed=1"], "done"),  # where it ran does not count
+                             (["beta=7.5", "model=beta_vae", "seed=1"], "incomplete"),
+                             (["beta=4", "model=beta_vae", "seed=2"], "incomplete"), (None, "done")):
+        (tmp_path / "a" / "metrics.json").write_text(json.dumps({**saved, "overrides": recorded}))
+        assert read_run(tmp_path / "a").status == status, recorded
 
 
 def test_summary_udr_and_wandb_summary_run(tmp_path):
@@ -226,3 +275,32 @@ def test_ddp_under_a_worker_launcher_is_refused_before_any_job(tmp_path, capsys)
         SweepCallback().on_multirun_start(cfg)
     assert e.value.code == 2 and "launcher=local" in capsys.readouterr().err
     SweepCallback().on_multirun_start(_hydra_cfg(["launcher=joblib", f"hydra.sweep.dir={tmp_path}"]))
+
+
+def test_a_finished_run_directory_is_not_reused_for_other_knobs(tmp_path):
+    """run() under Hydra (in-process): the same overrides (and where it ran) skip a finished run; other knobs or
+    another seed are refused in one line, naming both."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from conftest import FAST
+    from dislab.train import run
+    from dislab.validate import ConfigError
+
+    def job(*over):
+        cfg = _hydra_cfg([*FAST, "model=beta_vae", *over, f"run_dir={tmp_path}"])
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return run(cfg)
+
+    try:
+        first = job("beta=4")
+        stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
+        assert job("beta=4", "threads=1") == first  # where or how it ran does not count
+        for other, said in ((["beta=5"], "beta=5"), (["beta=4", "seed=1"], "seed=1")):
+            with pytest.raises(ConfigError, match=f"holds a run of .*beta=4.*, not of .*{said}"):
+                job(*other)
+        assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
+    finally:
+        HydraConfig.instance().cfg = None

@@ -89,7 +89,7 @@ def check_overrides(argv: list[str] | None = None, conf: Path = CONF, config_nam
                     _fail(f"{group}={v.strip()} is not known; allowed: {', '.join(options)}")
     if not overrides and config_name == "train":
         return  # the defaults are valid
-    multirun = bool({"-m", "--multirun"} & set(argv)) or any(g == "sweep" for g, _ in choices) \
+    multirun = bool({"-m", "--multirun"} & set(argv)) or any(g in ("sweep", "sweeper") for g, _ in choices) \
         or any(o.key_or_group == "hydra.mode" and "MULTIRUN" in str(o.value()) for o in overrides
                if not o.is_sweep_override())
     combos = list(itertools.product(*[[f"{k}={v}" for v in vs] for (_, k), vs in choices.items()]))[:16]

@@ -81,19 +81,60 @@ def _wandb_mode() -> None:
             os.environ["WANDB_MODE"] = "offline"
 
 
+def _what_trained() -> list[str] | None:
+    """This Hydra job's overrides that decide what it trains (``dislab.sweep.runs.what_trained``); None without
+    Hydra."""
+    from dislab.sweep.runs import what_trained
+
+    hc = _hydra()
+    return None if hc is None else what_trained(hc.overrides.task)
+
+
+def run_config(cfg) -> dict:
+    """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
+    are top-level), the model, data set and sweep names, and the metrics' settings."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
+                  sweep=group_name(cfg), settings=_metric_settings(cfg))
+    return config
+
+
 def make_loggers(cfg, run_dir: Path) -> list:
+    """The configured loggers, writing under ``run_dir``, each holding ``run_config(cfg)``."""
     loggers = []
     for node in (cfg.get("logger") or {}).values():
-        kwargs = {"save_dir": str(run_dir)}
-        if "Wandb" in node._target_:
+        kwargs, target = {"save_dir": str(run_dir)}, node._target_
+        if "Wandb" in target:
             _wandb_mode()
-            config = OmegaConf.to_container(cfg, resolve=True)  # knobs (beta, gamma, seed...) are top-level
-            config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                          sweep=group_name(cfg), settings=_metric_settings(cfg))
-            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=config,
+            kwargs.update(name=run_name(cfg), group=group_name(cfg), config=run_config(cfg),
                           id=wandb_records.run_id(run_dir), resume="allow")  # a resumed run continues its W&B run
-        loggers.append(instantiate(node, _partial_=True)(**kwargs))  # `config` clashes with instantiate
+        elif "TensorBoard" in target:
+            kwargs.update(version="", default_hp_metric=False)  # <run>/tensorboard/, no placeholder hp_metric
+        elif "MLFlow" in target:
+            kwargs.update(run_name=run_name(cfg), tags={"group": group_name(cfg)})
+            if not node.get("tracking_uri"):  # MLflow's file store refuses new runs since 3.x: its local database
+                kwargs.update(tracking_uri=f"sqlite:///{run_dir.resolve()}/mlflow.db",
+                              artifact_location=str(run_dir.resolve() / "mlartifacts"))
+        logger = instantiate(node, _partial_=True)(**kwargs)  # `config` clashes with instantiate
+        if "TensorBoard" in target:
+            _tensorboard_config(logger, run_config(cfg))
+        elif "MLFlow" in target:
+            logger.log_hyperparams(run_config(cfg))  # params (flat keys: model/_target_)
+        loggers.append(logger)
     return loggers
+
+
+def _tensorboard_config(logger, config: dict) -> None:
+    """``hparams.yaml`` and the HParams summaries (flat keys: ``model/_target_``). Lightning writes the summaries
+    only with a metric, its placeholder ``hp_metric=-1`` by default; TensorBoard's HParams dashboard pairs these
+    with the run's own scalars instead."""
+    from lightning_fabric.utilities.logger import _flatten_dict
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_hyperparams(config)
+    writer = logger.experiment._get_file_writer()
+    for summary in hparams(logger._sanitize_params(_flatten_dict(config)), {}):
+        writer.add_summary(summary)
 
 
 def _metric_settings(cfg) -> dict:
@@ -139,6 +180,20 @@ def _metrics_only(scalars: dict) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
 
+def objective(cfg, metrics: dict[str, float]):
+    """The job's return value: ``metrics``, or under ``sweeper=optuna`` the one named by ``objective`` (the
+    sweeper takes a number)."""
+    name = cfg.get("objective")
+    if not name:
+        return metrics
+    if name not in metrics:
+        from dislab.validate import ConfigError
+
+        raise ConfigError(f"objective={name} is not among this run's final metrics ({', '.join(sorted(metrics))}); "
+                          f"choose one of them or add its metric (metrics=...)")
+    return float(metrics[name])
+
+
 def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     """Train one model as configured; return its final metrics (flat keys). ``callbacks`` join the trainer's.
 
@@ -154,8 +209,13 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     run_dir = run_dir_of(cfg)
     done = run_dir / "metrics.json"
     if done.exists():
+        saved = json.loads(done.read_text())
+        mine = _what_trained()
+        if None not in (mine, saved.get("overrides")) and saved["overrides"] != mine:
+            raise ConfigError(f"{done} holds a run of {' '.join(saved['overrides']) or 'the defaults'}, not of "
+                              f"{' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
         log.info("%s is complete; skipping (delete it to train again)", done)
-        return json.loads(done.read_text())["metrics"]
+        return saved["metrics"]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -265,7 +325,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         io.write_json(run_dir / "metrics.json", {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
-            "settings": metric_settings(final_metrics), "versions": versions(),
+            "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)

@@ -141,6 +141,7 @@ SHARED = {  # conf/train.yaml
     "compile_mode": one_of("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "run_dir": path("output", "a folder (or a path not yet taken)", required=False, null="Hydra's output folder"),
     "group": optional(NAME), "sweep_name": NAME,
+    "objective": NAME,  # conf/sweeper/optuna.yaml
 }
 EVAL = {  # conf/eval.yaml
     "run": Rule(_run_dir, "a run directory (holding .hydra/config.yaml and checkpoints/last.ckpt)",
@@ -255,7 +256,12 @@ TRAINER = {  # the keys conf/trainer/*.yaml set
     "strategy.find_unused_parameters": BOOL,
 }
 OPTIMIZER = {"lr": number(0, strict=True), "fused": optional(BOOL), "betas": BETAS}
-LOGGERS = {"wandb": {"project": NAME}, "csv": {"name": NAME}}
+TRACKING_URI = Rule(lambda v: v is None or (isinstance(v, str) and re.match(r"^(https?|file|sqlite|postgresql|mysql|"
+                                                                           r"mssql|databricks)[+:]", v) is not None),
+                    "null (a store in the run directory) or a tracking URI such as http://127.0.0.1:5000",
+                    bad=("", "localhost:5000", "mlflow.db", 5000))
+LOGGERS = {"wandb": {"project": NAME}, "csv": {"name": NAME}, "tensorboard": {"name": NAME},
+           "mlflow": {"experiment_name": NAME, "tracking_uri": TRACKING_URI}}
 
 
 # -- checking --------------------------------------------------------------------------------

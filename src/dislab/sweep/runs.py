@@ -64,6 +64,12 @@ def cell_of(overrides: list[str]) -> tuple[str, ...]:
     return tuple(o for o in overrides if not is_bookkeeping(o))
 
 
+def what_trained(overrides) -> list[str]:
+    """The overrides that decide what a run trained (its knobs and seed, not where or how it ran), sorted:
+    ``metrics.json`` records them, so a job directory that a re-run would reuse for other knobs is caught."""
+    return sorted(str(o) for o in overrides if override_key(str(o)) == "seed" or not is_bookkeeping(str(o)))
+
+
 def read_run(run_dir) -> Run:
     d = Path(run_dir)
     hydra = d / ".hydra"
@@ -77,8 +83,10 @@ def read_run(run_dir) -> Run:
         choices = {k: v for k, v in OmegaConf.to_container(node).items() if not k.startswith("hydra/")} if node else {}
     run = Run(dir=d, overrides=[str(o) for o in overrides], config=config, choices=choices, status="incomplete")
     done, error = d / "metrics.json", d / "error.txt"
-    if done.exists():
-        saved = json.loads(done.read_text())
+    saved = json.loads(done.read_text()) if done.exists() else None
+    if saved is not None and saved.get("overrides") not in (None, what_trained(run.overrides)):
+        saved = None  # metrics.json is another run's (dislab.train.run refused to reuse it: error.txt says so)
+    if saved is not None:
         run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
         for path, again in rescores(d):
             run.metrics.update(again.get("metrics", {}))
