@@ -64,7 +64,7 @@ def interactive() -> bool:
     scripts or when stdout or stderr is a file or a pipe."""
     from hydra.core.hydra_config import HydraConfig
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    multirun = HydraConfig.initialized() and getattr(HydraConfig.get().mode, "name", None) == "MULTIRUN"
     batch = os.environ.get("SLURM_JOB_ID") and not os.environ.get("SLURM_PTY_PORT")
     return bool(sys.stdout.isatty() and sys.stderr.isatty() and not multirun and not batch)
 
