@@ -11,19 +11,9 @@ pairs: ``dislab.data.pairs`` (dlib ``train_weak_lib.py::simple_dynamics``); the 
 ``dislab.objectives.weak``.
 """
 
-from dislab.models.vae import VAE
-from dislab.objectives.weak import adaptive_changed, arithmetic_mean, pair_kl, share
+from dislab.models.vae import PairVAE
+from dislab.objectives.weak import arithmetic_mean
 
 
-class AdaGVAE(VAE):
-    def __init__(self, beta: float = 1.0, k: int = -1, k_rule: str = "one_or_k", **kwargs):
-        super().__init__(**kwargs)
-        self.beta = float(beta)
-        self.pairs = {"k": k, "k_rule": k_rule}
-
-    def regularizer(self, kl, mu, logvar, z):
-        return self.beta * kl, {}
-
-    def pair_posteriors(self, mu, logvar, changed):
-        return share(mu, logvar, adaptive_changed(pair_kl(mu[:, 0], logvar[:, 0], mu[:, 1], logvar[:, 1])),
-                     arithmetic_mean)
+class AdaGVAE(PairVAE):
+    average = staticmethod(arithmetic_mean)

@@ -11,19 +11,9 @@ Checked against disentanglement_lib ``methods/weak/weak_vae.py``: ``MLVaeArgmax`
 ``dislab.objectives.weak``.
 """
 
-from dislab.models.vae import VAE
-from dislab.objectives.weak import adaptive_changed, pair_kl, product_of_experts, share
+from dislab.models.vae import PairVAE
+from dislab.objectives.weak import product_of_experts
 
 
-class AdaMLVAE(VAE):
-    def __init__(self, beta: float = 1.0, k: int = -1, k_rule: str = "one_or_k", **kwargs):
-        super().__init__(**kwargs)
-        self.beta = float(beta)
-        self.pairs = {"k": k, "k_rule": k_rule}
-
-    def regularizer(self, kl, mu, logvar, z):
-        return self.beta * kl, {}
-
-    def pair_posteriors(self, mu, logvar, changed):
-        return share(mu, logvar, adaptive_changed(pair_kl(mu[:, 0], logvar[:, 0], mu[:, 1], logvar[:, 1])),
-                     product_of_experts)
+class AdaMLVAE(PairVAE):
+    average = staticmethod(product_of_experts)

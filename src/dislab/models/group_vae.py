@@ -13,21 +13,10 @@ drawn by ``simple_dynamics``), so with several changed factors it averages the o
 here every changed factor's latent is kept (the same where one factor changes: always with k = 1).
 """
 
-from dislab.models.vae import VAE
-from dislab.objectives.weak import arithmetic_mean, labelled_changed, share
+from dislab.models.vae import PairVAE
+from dislab.objectives.weak import arithmetic_mean
 
 
-class GroupVAE(VAE):
-    #: latent j stands for factor j (``dislab.validate.validate_data`` checks z_dim >= K)
+class GroupVAE(PairVAE):
     labelled = True
-
-    def __init__(self, beta: float = 1.0, k: int = -1, k_rule: str = "one_or_k", **kwargs):
-        super().__init__(**kwargs)
-        self.beta = float(beta)
-        self.pairs = {"k": k, "k_rule": k_rule}
-
-    def regularizer(self, kl, mu, logvar, z):
-        return self.beta * kl, {}
-
-    def pair_posteriors(self, mu, logvar, changed):
-        return share(mu, logvar, labelled_changed(changed, mu.shape[-1]), arithmetic_mean)
+    average = staticmethod(arithmetic_mean)

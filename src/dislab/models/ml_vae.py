@@ -12,21 +12,10 @@ Checked against disentanglement_lib ``methods/weak/weak_vae.py``: ``MLVaeLabels`
 ``simple_dynamics``); here every changed factor's latent is kept (the same where one factor changes).
 """
 
-from dislab.models.vae import VAE
-from dislab.objectives.weak import labelled_changed, product_of_experts, share
+from dislab.models.vae import PairVAE
+from dislab.objectives.weak import product_of_experts
 
 
-class MLVAE(VAE):
-    #: latent j stands for factor j (``dislab.validate.validate_data`` checks z_dim >= K)
+class MLVAE(PairVAE):
     labelled = True
-
-    def __init__(self, beta: float = 1.0, k: int = -1, k_rule: str = "one_or_k", **kwargs):
-        super().__init__(**kwargs)
-        self.beta = float(beta)
-        self.pairs = {"k": k, "k_rule": k_rule}
-
-    def regularizer(self, kl, mu, logvar, z):
-        return self.beta * kl, {}
-
-    def pair_posteriors(self, mu, logvar, changed):
-        return share(mu, logvar, labelled_changed(changed, mu.shape[-1]), product_of_experts)
+    average = staticmethod(product_of_experts)

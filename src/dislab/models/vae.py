@@ -24,6 +24,7 @@ import torch
 
 from dislab.objectives.gaussian import gaussian_kl
 from dislab.objectives.recon import RECON_LOSSES, reconstruction_loss
+from dislab.objectives.weak import adaptive_changed, labelled_changed, pair_kl, share
 
 
 def _float32(device_type: str):
@@ -185,3 +186,29 @@ class VAE(pl.LightningModule):
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Mean image sigmoid(logits) for latent codes, shape (n, C, H, W)."""
         return self._infer(lambda t: torch.sigmoid(self.net.decode(t)), z).cpu().numpy()
+
+
+class PairVAE(VAE):
+    """The weakly-supervised methods' shared body (``ada_gvae``, ``ada_ml_vae``, ``group_vae``, ``ml_vae``):
+    pairs drawn as ``k``/``k_rule`` say, loss recon + beta * KL (both averaged over the pair), and the
+    shared latents replaced by ``average`` of the two posteriors. Which latents are shared: the adaptive
+    rule on the per-latent KL between the two posteriors, or (``labelled``) every latent but those of the
+    changed factors. A method is its ``average`` and ``labelled``."""
+
+    #: latent j stands for factor j (``dislab.validate.validate_data`` checks z_dim >= K)
+    labelled = False
+    #: ``dislab.objectives.weak.arithmetic_mean`` or ``product_of_experts``
+    average = None
+
+    def __init__(self, beta: float = 1.0, k: int = -1, k_rule: str = "one_or_k", **kwargs):
+        super().__init__(**kwargs)
+        self.beta = float(beta)
+        self.pairs = {"k": k, "k_rule": k_rule}
+
+    def regularizer(self, kl, mu, logvar, z):
+        return self.beta * kl, {}
+
+    def pair_posteriors(self, mu, logvar, changed):
+        mask = (labelled_changed(changed, mu.shape[-1]) if self.labelled
+                else adaptive_changed(pair_kl(mu[:, 0], logvar[:, 0], mu[:, 1], logvar[:, 1])))
+        return share(mu, logvar, mask, type(self).average)
