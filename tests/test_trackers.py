@@ -136,3 +136,24 @@ def test_mlflow_default_store_is_in_the_run_directory(run_fast, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (run_dir / "mlflow.db").is_file() and (run_dir / "mlartifacts").is_dir()
     _check_mlflow(f"sqlite:///{run_dir}/mlflow.db", metrics, run_dir, tmp_path / "download")
+
+
+def test_a_failed_run_is_marked_failed_and_its_resume_continues_the_same_mlflow_run(run_fast, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("pictures broke")
+
+    with monkeypatch.context() as m:  # fails after fit(), where Lightning does not mark the loggers
+        m.setattr("dislab.train.write_pictures", broken)
+        with pytest.raises(RuntimeError, match="pictures broke"):
+            run_fast("model=beta_vae", "logger=mlflow")
+    run_dir = tmp_path / "run"
+    uri = f"sqlite:///{run_dir}/mlflow.db"
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("dislab").experiment_id])
+    assert run.info.status == "FAILED" and (run_dir / "mlflow_run_id").read_text() == run.info.run_id + "\n"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "metrics/mig")] == [0]  # untrained only
+
+    metrics, _ = run_fast("model=beta_vae", "logger=mlflow")  # the same command: resumes from the last checkpoint
+    _check_mlflow(uri, metrics, run_dir, tmp_path / "download")  # one run, FINISHED, both segments' values

@@ -101,7 +101,9 @@ def run_config(cfg) -> dict:
 
 def make_loggers(cfg, run_dir: Path) -> list:
     """The configured loggers, writing under ``run_dir``, each holding ``run_config(cfg)``."""
-    loggers = []
+    from pytorch_lightning.utilities import rank_zero_only
+
+    loggers, zero = [], rank_zero_only.rank == 0
     for node in (cfg.get("logger") or {}).values():
         kwargs, target = {"save_dir": str(run_dir)}, node._target_
         if "Wandb" in target:
@@ -115,13 +117,50 @@ def make_loggers(cfg, run_dir: Path) -> list:
             if not node.get("tracking_uri"):  # MLflow's file store refuses new runs since 3.x: its local database
                 kwargs.update(tracking_uri=f"sqlite:///{run_dir.resolve()}/mlflow.db",
                               artifact_location=str(run_dir.resolve() / "mlartifacts"))
+            if zero:  # the other DDP ranks' loggers log nothing
+                kwargs.update(run_id=_mlflow_run(run_dir, kwargs.get("tracking_uri") or node.get("tracking_uri")))
         logger = instantiate(node, _partial_=True)(**kwargs)  # `config` clashes with instantiate
         if "TensorBoard" in target:
             _tensorboard_config(logger, run_config(cfg))
-        elif "MLFlow" in target:
-            logger.log_hyperparams(run_config(cfg))  # params (flat keys: model/_target_)
+        elif "MLFlow" in target and zero:
+            _mlflow_params(logger, run_config(cfg), run_dir, resumed=kwargs.get("run_id") is not None)
         loggers.append(logger)
     return loggers
+
+
+MLFLOW_RUN = "mlflow_run_id"
+
+
+def _mlflow_params(logger, config: dict, run_dir: Path, resumed: bool) -> None:
+    """The config as MLflow params (flat keys: ``model/_target_``), and the run's id in ``mlflow_run_id``. MLflow
+    refuses to change a param, so a resumed run adds only those its first segment did not log (``sweep_name``
+    keeps the time it was first run at)."""
+    from lightning_fabric.utilities.logger import _flatten_dict
+
+    params = _flatten_dict(config)
+    if resumed:
+        logged = logger.experiment.get_run(logger.run_id).data.params
+        params = {k: v for k, v in params.items() if k not in logged}
+    logger.log_hyperparams(params)
+    io.write_text(run_dir / MLFLOW_RUN, logger.run_id + "\n")
+
+
+def _mlflow_run(run_dir: Path, uri: str | None) -> str | None:
+    """The MLflow run this run directory logged to before (its id in ``mlflow_run_id``), if the tracking store
+    still holds it: a resumed run continues it, marked running again. None: a new run."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    saved = run_dir / MLFLOW_RUN
+    if not saved.exists():
+        return None
+    rid, client = saved.read_text().strip(), MlflowClient(uri)
+    try:
+        client.get_run(rid)
+    except MlflowException:  # another store, or the run was deleted there
+        return None
+    client.update_run(rid, status="RUNNING")
+    return rid
 
 
 def _tensorboard_config(logger, config: dict) -> None:
@@ -278,14 +317,14 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         dm.start_step = _resume_step(ckpt_path, cfg)
         con.info("resuming %s from step %d", run_dir, dm.start_step)
 
-    history = HistoryLogger(run_dir / "history.csv")
+    history, loggers = HistoryLogger(run_dir / "history.csv"), []
     try:
         loggers = [history, *make_loggers(cfg, run_dir)]
         quiet_loggers(loggers)
         zero = rank_zero_only.rank == 0  # the global rank (SLURM_PROCID...)
         if zero:
             con.start(cfg, model, data, run_dir, name, final_metrics, during, loggers)
-        untrained = {}
+        untrained = _metrics_only(history.rows.get(0, {})) if resume else {}  # resumed: its first segment's
         if cfg.eval_untrained and not resume and zero:
             with con.phase("untrained evaluation", ", ".join(final_metrics) or "ELBO decomposition"):
                 scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
@@ -336,6 +375,13 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             log.warning("a logger failed after the results were written: %s", e)
         con.end(run_dir, values, untrained, pics)
         return values
+    except BaseException:  # Lightning marks the loggers failed when fit() fails; this covers what follows it
+        for lg in loggers:
+            try:
+                lg.finalize("failed")
+            except Exception:
+                pass
+        raise
     finally:
         history.flush()
         wandb_records.finish()  # the W&B run file is complete when run() returns
