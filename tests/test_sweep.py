@@ -105,6 +105,22 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
         assert (cfg.beta, cfg.lr) == knobs[j], j
 
 
+
+def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit_1(tmp_path):
+    search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "hydra.sweeper.n_trials=2", *TINY,
+              f"hydra.sweep.dir={tmp_path}"]
+    for j in "01":
+        bad = tmp_path / j / "checkpoints" / "last.ckpt"
+        bad.parent.mkdir(parents=True)
+        bad.write_text("not a checkpoint")
+    out = _train(*search)
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and "every trial failed" in out.stderr + out.stdout, out.stderr[-3000:]
+    rows = _summary(tmp_path)
+    assert [rows[j]["status"] for j in "01"] == ["failed"] * 2 and "cannot resume" in rows["1"]["error"]
+    assert not (tmp_path / "optimization_results.yaml").exists()
+
+
 def _fake_run(d, overrides, means, metrics=None, model="beta_vae", beta=4):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
     (d / ".hydra").mkdir(parents=True)
