@@ -244,10 +244,11 @@ def test_metric_samples_drawn_for_the_device_are_numpy_s(monkeypatch, tmp_path):
             assert np.array_equal(c0, c1) and np.array_equal(e0, e1)
 
 
-def test_a_run_painting_its_batches_and_samples_gives_the_numpy_run_s_results(run_fast, tmp_path, monkeypatch):
-    a, dir_a = run_fast("model=beta_vae", run_dir=tmp_path / "a")
+@pytest.mark.parametrize("model", ["beta_vae", "ada_gvae"])  # ada_gvae: pairs painted on the device
+def test_a_run_painting_its_batches_and_samples_gives_the_numpy_run_s_results(model, run_fast, tmp_path, monkeypatch):
+    a, dir_a = run_fast(f"model={model}", run_dir=tmp_path / "a")
     _paint_on_cpu(monkeypatch)
-    b, dir_b = run_fast("model=beta_vae", run_dir=tmp_path / "b")
+    b, dir_b = run_fast(f"model={model}", run_dir=tmp_path / "b")
     assert a == b
     wa, wb = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in (dir_a, dir_b))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -150,14 +150,3 @@ def test_labelled_models_need_a_latent_per_factor_and_pairs_need_a_valid_k():
     validate_data(compose(["model=ada_gvae", "z_dim=3"]), data, {}, False)  # the adaptive ones need no labels
     with pytest.raises(ConfigError, match=r"k=4 is not allowed for Toy: k must be -1 .* or in 1..3"):
         validate_data(compose(["model=ada_ml_vae", "k=4"]), data, {}, False)
-
-
-def test_a_weak_run_painting_its_pairs_gives_the_numpy_run_s_results(run_fast, tmp_path, monkeypatch):
-    from test_device import _paint_on_cpu
-
-    a, dir_a = run_fast("model=ada_gvae", run_dir=tmp_path / "a")
-    _paint_on_cpu(monkeypatch)
-    b, dir_b = run_fast("model=ada_gvae", run_dir=tmp_path / "b")
-    assert a == b
-    wa, wb = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in (dir_a, dir_b))
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
