@@ -19,7 +19,7 @@ class OptunaSweeper(_OptunaSweeper):
     def sweep(self, arguments):
         try:
             return super().sweep(arguments)
-        except ValueError:  # optuna's, from study.best_trial: it holds no completed trial
-            if any(self._sweep_dir.glob("*/metrics.json")):
-                raise
+        except ValueError as e:  # optuna's, from study.best_trial: the study holds no completed trial
+            if str(e) != "No trials are completed yet." or any(self._sweep_dir.glob("*/metrics.json")):
+                raise  # anything else (a search space the plugin refuses...) stays the plugin's error
             log.error("every trial failed: no best trial, no optimization_results.yaml")
