@@ -121,6 +121,33 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit
     assert not (tmp_path / "optimization_results.yaml").exists()
 
 
+
+def test_only_optunas_no_completed_trial_error_with_no_finished_trial_ends_quietly(tmp_path, monkeypatch):
+    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as Plugin
+
+    from hydra_plugins.dislab_optuna import OptunaSweeper
+
+    sweeper = object.__new__(OptunaSweeper)  # sweep() only, on the plugin's sweep raising as told
+    sweeper._sweep_dir = tmp_path
+    (tmp_path / "0").mkdir()
+    for message, finished, ends in (("No trials are completed yet.", False, True),
+                                    ("No trials are completed yet.", True, False),
+                                    ("GridSampler only supports discrete distributions.", False, False)):
+        (tmp_path / "0" / "metrics.json").unlink(missing_ok=True)
+        if finished:
+            (tmp_path / "0" / "metrics.json").write_text("{}")
+
+        def plugin_sweep(self, arguments, message=message):
+            raise ValueError(message)
+
+        monkeypatch.setattr(Plugin, "sweep", plugin_sweep)
+        if ends:
+            assert sweeper.sweep([]) is None
+        else:
+            with pytest.raises(ValueError, match=message):
+                sweeper.sweep([])
+
+
 def _fake_run(d, overrides, means, metrics=None, model="beta_vae", beta=4):
     """A finished run directory as run() leaves it (only the files the summary reads)."""
     (d / ".hydra").mkdir(parents=True)
