@@ -105,7 +105,6 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
         assert (cfg.beta, cfg.lr) == knobs[j], j
 
 
-
 def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit_1(tmp_path):
     search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "hydra.sweeper.n_trials=2", *TINY,
               f"hydra.sweep.dir={tmp_path}"]
@@ -119,7 +118,6 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit
     rows = _summary(tmp_path)
     assert [rows[j]["status"] for j in "01"] == ["failed"] * 2 and "cannot resume" in rows["1"]["error"]
     assert not (tmp_path / "optimization_results.yaml").exists()
-
 
 
 def test_only_optunas_no_completed_trial_error_with_no_finished_trial_ends_quietly(tmp_path, monkeypatch):
