@@ -28,7 +28,13 @@ NOISE_WARNINGS = (
 # logger name -> starts of INFO messages that advertise rather than inform
 LIGHTNING = ("💡 Tip: For seamless",  # litlogger / litmodels adverts
              "`Trainer.fit` stopped: `max_steps=")  # said by "training done in ..."
-NOISE_LOGS = {"pytorch_lightning.utilities.rank_zero": LIGHTNING, "lightning.pytorch.utilities.rank_zero": LIGHTNING}
+# MLflow building or opening its SQLite store (alembic's lines reach the console when MLflow leaves its logging alone,
+# MLFLOW_CONFIGURE_LOGGING=false)
+MLFLOW_STORE = ("Creating initial MLflow database tables", "Updating database tables")
+ALEMBIC = ("Context impl ", "Will assume ", "Running upgrade ", "setup plugin ")
+NOISE_LOGS = {"pytorch_lightning.utilities.rank_zero": LIGHTNING, "lightning.pytorch.utilities.rank_zero": LIGHTNING,
+              "mlflow.store.db.utils": MLFLOW_STORE, "alembic.runtime.migration": ALEMBIC,
+              "alembic.runtime.plugins": ALEMBIC}
 
 
 class _DropMessages(logging.Filter):
@@ -132,9 +138,10 @@ class Console:
         for k, v in rows:
             self.info("%s  %s", k.ljust(width), v)
 
-    def end(self, run_dir: Path, values: dict, untrained: dict, pictures: dict) -> None:
-        """The final metrics, then where everything is: the run directory, metrics.json, the pictures and,
-        when W&B logged offline, the ``wandb sync`` command."""
+    def end(self, run_dir: Path, values: dict, untrained: dict, pictures: dict, views=()) -> None:
+        """The final metrics, then where everything is: the run directory, metrics.json, the pictures, when W&B
+        logged offline the ``wandb sync`` command, and ``views``: what shows each other tracker's runs
+        (``tensorboard --logdir ...``, ``mlflow ui ...``)."""
         for k, v in values.items():
             before = f"untrained {untrained[k]:.4f} -> " if k in untrained else ""
             self.info("%s: %strained %.4f", k, before, v)
@@ -148,3 +155,5 @@ class Console:
         if offline:  # a resumed run has a folder per segment, all of one W&B run
             where = offline[0] if len(offline) == 1 else offline[0].parent / "offline-run-*"
             self.info("  upload    wandb sync %s", where)
+        for view in views:
+            self.info("  view      %s", view)

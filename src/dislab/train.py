@@ -7,6 +7,7 @@ logger, ``wandb/``. Every file is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,11 +115,14 @@ def make_loggers(cfg, run_dir: Path) -> list:
             kwargs.update(version="", default_hp_metric=False)  # <run>/tensorboard/, no placeholder hp_metric
         elif "MLFlow" in target:
             kwargs.update(run_name=run_name(cfg), tags={"group": group_name(cfg)})
-            if not node.get("tracking_uri"):  # MLflow's file store refuses new runs since 3.x: its local database
-                kwargs.update(tracking_uri=f"sqlite:///{run_dir.resolve()}/mlflow.db",
-                              artifact_location=str(run_dir.resolve() / "mlartifacts"))
+            if not node.get("tracking_uri"):  # one SQLite store for every run (MLflow 3 refuses its old file store)
+                home = tracker_home(run_dir)
+                kwargs.update(tracking_uri=f"sqlite:///{home}/mlflow.db", artifact_location=str(home / "mlartifacts"))
             if zero:  # the other DDP ranks' loggers log nothing
-                kwargs.update(run_id=_mlflow_run(run_dir, kwargs.get("tracking_uri") or node.get("tracking_uri")))
+                uri = kwargs.get("tracking_uri") or node.tracking_uri
+                _mlflow_experiment(uri, node.experiment_name,
+                                   kwargs.get("artifact_location") or node.get("artifact_location"))
+                kwargs.update(run_id=_mlflow_run(run_dir, uri))
         logger = instantiate(node, _partial_=True)(**kwargs)  # `config` clashes with instantiate
         if "TensorBoard" in target:
             _tensorboard_config(logger, run_config(cfg))
@@ -126,6 +130,33 @@ def make_loggers(cfg, run_dir: Path) -> list:
             _mlflow_params(logger, run_config(cfg), run_dir, resumed=kwargs.get("run_id") is not None)
         loggers.append(logger)
     return loggers
+
+
+def tracker_home(run_dir) -> Path:
+    """What the trackers' runs share: MLflow's default store and TensorBoard's ``--logdir``. The run directory's
+    nearest ancestor named ``outputs`` (``outputs/runs/<run>``, ``outputs/multirun/<sweep>/<job>``), else its
+    parent; an absolute path."""
+    run_dir = Path(os.path.abspath(run_dir))
+    return next((p for p in run_dir.parents if p.name == "outputs"), run_dir.parent)
+
+
+def tracker_views(loggers, run_dir: Path) -> list[str]:
+    """The command (or, for an MLflow server, the page) that shows each tracker's runs, this one among them."""
+    import shlex
+
+    from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
+
+    views = []
+    for lg in loggers:
+        if isinstance(lg, TensorBoardLogger):
+            views.append(f"tensorboard --logdir {shlex.quote(str(tracker_home(run_dir)))}")
+        elif isinstance(lg, MLFlowLogger):
+            uri = lg.experiment.tracking_uri
+            if uri.startswith(("http://", "https://")):
+                views.append(f"{uri.rstrip('/')}/#/experiments/{lg.experiment_id}/runs/{lg.run_id}")
+            elif not uri.startswith("databricks"):
+                views.append(f"mlflow ui --backend-store-uri {shlex.quote(uri)}")
+    return views
 
 
 MLFLOW_RUN = "mlflow_run_id"
@@ -163,17 +194,38 @@ def _mlflow_run(run_dir: Path, uri: str | None) -> str | None:
     return rid
 
 
+def _mlflow_experiment(uri: str, name: str, artifact_location: str | None) -> None:
+    """Open the store and create experiment ``name`` if it is missing. Jobs that start together take turns
+    (a flock on a SQLite store's folder): MLflow builds a new SQLite store's tables without one, and two
+    processes building them at once fail. Another job may still create the experiment first (on another host)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from dislab.lock import _serialised
+
+    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    with _serialised(folder) if folder else contextlib.nullcontext():
+        client = MlflowClient(uri)
+        if client.get_experiment_by_name(name) is None:
+            try:
+                client.create_experiment(name, artifact_location=artifact_location)
+            except MlflowException as e:
+                if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+
+
 def _tensorboard_config(logger, config: dict) -> None:
-    """``hparams.yaml`` and the HParams summaries (flat keys: ``model/_target_``). Lightning writes the summaries
+    """``hparams.yaml`` and the run's HParams summary (flat keys: ``model/_target_``). Lightning writes the summaries
     only with a metric, its placeholder ``hp_metric=-1`` by default; TensorBoard's HParams dashboard pairs these
-    with the run's own scalars instead."""
+    with the run's own scalars instead. Only the session's start: with no experiment summary in any run, TensorBoard
+    builds the dashboard's columns from every run's knobs and scalars (it takes one run's experiment summary as the
+    whole logdir's: that run's knobs only, and no metrics)."""
     from lightning_fabric.utilities.logger import _flatten_dict
     from torch.utils.tensorboard.summary import hparams
 
     logger.log_hyperparams(config)
-    writer = logger.experiment._get_file_writer()
-    for summary in hparams(logger._sanitize_params(_flatten_dict(config)), {}):
-        writer.add_summary(summary)
+    _, start, _ = hparams(logger._sanitize_params(_flatten_dict(config)), {})
+    logger.experiment._get_file_writer().add_summary(start)
 
 
 def _metric_settings(cfg) -> dict:
@@ -373,7 +425,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
                 lg.finalize("success")
         except Exception as e:
             log.warning("a logger failed after the results were written: %s", e)
-        con.end(run_dir, values, untrained, pics)
+        con.end(run_dir, values, untrained, pics, tracker_views(loggers, run_dir))
         return values
     except BaseException:  # Lightning marks the loggers failed when fit() fails; this covers what follows it
         for lg in loggers:

@@ -258,7 +258,7 @@ TRAINER = {  # the keys conf/trainer/*.yaml set
 OPTIMIZER = {"lr": number(0, strict=True), "fused": optional(BOOL), "betas": BETAS}
 TRACKING_URI = Rule(lambda v: v is None or (isinstance(v, str) and re.match(r"^(https?|file|sqlite|postgresql|mysql|"
                                                                            r"mssql|databricks)[+:]", v) is not None),
-                    "null (a store in the run directory) or a tracking URI such as http://127.0.0.1:5000",
+                    "null (one store for every run: outputs/mlflow.db) or a tracking URI such as http://127.0.0.1:5000",
                     bad=("", "localhost:5000", "mlflow.db", 5000))
 LOGGERS = {"wandb": {"project": NAME}, "csv": {"name": NAME}, "tensorboard": {"name": NAME},
            "mlflow": {"experiment_name": NAME, "tracking_uri": TRACKING_URI}}
