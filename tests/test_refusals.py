@@ -193,8 +193,9 @@ def test_run_names_and_what_trained_leave_out_bookkeeping(tmp_path):
         HydraConfig.instance().cfg = None
 
     over = ["model=beta_tcvae", "steps=300", "metrics=none", "logger=none", "eval_untrained=false",
-            "checkpoint_every=20", "beta=8", "seed=1", "threads=2", "launcher=joblib", "+trainer.enable_progress_bar=false",
-            "dataset.device=cpu", "hydra.launcher.n_jobs=2", "metrics@metrics_during=fast", "lr=0.001"]
+            "checkpoint_every=20", "beta=8", "seed=1", "threads=2", "launcher=joblib",
+            "+trainer.enable_progress_bar=false", "dataset.device=cpu", "hydra.launcher.n_jobs=2",
+            "metrics@metrics_during=fast", "lr=0.001"]
     assert what_trained(over) == ["beta=8", "lr=0.001", "metrics=none", "model=beta_tcvae", "seed=1", "steps=300"]
     assert cell_of(over) == ("model=beta_tcvae", "steps=300", "metrics=none", "beta=8", "lr=0.001")
     assert not is_bookkeeping("dataset=shapes3d") and not is_bookkeeping("+net.hidden=32")
