@@ -96,6 +96,12 @@ class Console:
         yield
         self.info("%s done in %s", name, duration(time.monotonic() - t))
 
+    def rows(self, rows: list[tuple[str, str]]) -> None:
+        """``key  value`` lines, the values aligned (a summary)."""
+        width = max((len(k) for k, _ in rows), default=0)
+        for k, v in rows:
+            self.info("%s  %s", k.ljust(width), v)
+
     def start(self, cfg, model, data, run_dir: Path, name: str, final: dict, during: dict, loggers) -> None:
         """A readable summary of what is about to run."""
         from hydra.core.hydra_config import HydraConfig
@@ -148,3 +154,36 @@ class Console:
         if offline:  # a resumed run has a folder per segment, all of one W&B run
             where = offline[0] if len(offline) == 1 else offline[0].parent / "offline-run-*"
             self.info("  upload    wandb sync %s", where)
+
+
+@contextlib.contextmanager
+def bar(desc: str, total: int, show: bool, interval: float = 1.0):
+    """On a terminal (``show``): a bar over ``total`` items, ``<desc> 2/5 |███   | 0:42, <postfix>``, its
+    elapsed time redrawn every ``interval`` seconds (a long item shows it is working) and lines logged
+    meanwhile written above it. Yields the tqdm bar (``update``, ``set_postfix_str``); without a terminal
+    a disabled one (nothing drawn: the phase lines say it all)."""
+    import threading
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if not show:
+        yield tqdm(total=total, disable=True)
+        return
+    progress = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True,  # ", " before a postfix:
+                    bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}")  # tqdm's
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(interval):
+            progress.refresh()
+
+    ticker = threading.Thread(target=tick, name="dislab-bar", daemon=True)
+    ticker.start()
+    try:
+        with logging_redirect_tqdm():
+            yield progress
+    finally:
+        stop.set()
+        ticker.join()
+        progress.close()
