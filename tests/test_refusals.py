@@ -53,8 +53,8 @@ def test_a_refused_command_writes_nothing_and_the_same_command_resumes(tmp_path)
     assert ".hydra/config.yaml" in before[done] and "train.log" in before[done]
 
     refusals = [  # (run dir, overrides, exit status, what the line must say)
-        (done, ["beta=8"], 2, "holds a finished run of beta=4, not of beta=8: it differs in beta=4 (now 8)"),
-        (cut, ["beta=8"], 2, "holds an interrupted run of beta=4, not of beta=8: it differs in beta=4 (now 8)"),
+        (done, ["beta=8"], 2, "(finished): it differs in beta=4 (now 8);"),
+        (cut, ["beta=8"], 2, "(interrupted): it differs in beta=4 (now 8);"),
         (cut, ["model=beta_tcvae"], 2, "differs in model._target_=dislab.models.beta_vae.BetaVAE (now "),
         (cut, ["+net.hidden=64"], 2, "differs in net.hidden=32 (now 64)"),
         (done, ["steps=9"], 2, "differs in steps=6 (now 9)"),

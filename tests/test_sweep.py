@@ -121,9 +121,9 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit
 
 
 def test_only_optunas_no_completed_trial_error_with_no_finished_trial_ends_quietly(tmp_path, monkeypatch):
-    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as Plugin
-
     from hydra_plugins.dislab_optuna import OptunaSweeper
+
+    Plugin = OptunaSweeper.__bases__[0]  # the class it subclasses (Hydra's plugin scan may re-import its module)
 
     sweeper = object.__new__(OptunaSweeper)  # sweep() only, on the plugin's sweep raising as told
     sweeper._sweep_dir = tmp_path

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from dislab.validate import ConfigError
+
 HYDRA = ".hydra"
 CONFIG, HYDRA_CONFIG, OVERRIDES = "config.yaml", "hydra.yaml", "overrides.yaml"
 METRICS, ERROR, CHECKPOINT = "metrics.json", "error.txt", "checkpoints/last.ckpt"
@@ -34,7 +36,7 @@ BOOKKEEPING = ("hydra", "launcher", "sweeper", "sweep", "run_dir", "group", "swe
                "trainer.default_root_dir")
 
 
-class RunDirRefused(ValueError):
+class RunDirRefused(ConfigError):
     """The run directory holds a run of other settings (exit status 2); nothing was written."""
 
 

@@ -273,14 +273,9 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         state = _accept(cfg, run_dir)  # again, now that no other process writes it
         if state == "done":
             return _finished(run_dir)
-        if rank_zero():
-            if state == "extend" and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
-                step = json.loads((run_dir / METRICS).read_text()).get("global_step")
-                os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
-            write_hydra(run_dir, cfg, _hydra())
         (run_dir / "error.txt").unlink(missing_ok=True)
         with job_log(run_dir):
-            return _train(cfg, run_dir, list(callbacks))
+            return _train(cfg, run_dir, list(callbacks), extend=state == "extend")
     except BaseException as e:
         if not isinstance(e, (KeyboardInterrupt, RunDirRefused)):
             try:
@@ -328,14 +323,14 @@ def _accept(cfg, run_dir: Path) -> str:
                             f"than that (steps={cfg.steps} is not)")
     saved = what_trained(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) \
         if (run_dir / ".hydra" / "overrides.yaml").exists() else None
-    mine, what = _what_trained(), "a finished run" if finished else "an interrupted run"
+    mine, what = _what_trained(), "finished" if finished else "interrupted"
     said = ""
     if None not in (saved, mine) and saved != mine:
-        said = (f" of {' '.join(o for o in saved if o not in mine) or 'the defaults'}, not of "
-                f"{' '.join(o for o in mine if o not in saved) or 'the defaults'}")
+        said = f" of {' '.join(saved) or 'the defaults'}, not of {' '.join(mine) or 'the defaults'}"
+    said = f" a run{said} ({what})"
     hint = ("re-run it with its own settings (that skips it), add extend=true to train it on to more steps,"
             if finished else "re-run it with its own settings to resume it,")
-    raise RunDirRefused(f"{run_dir} holds {what}{said}: it differs in {', '.join(diff[:4])}"
+    raise RunDirRefused(f"{run_dir} holds{said}: it differs in {', '.join(diff[:4])}"
                         f"{' ...' if len(diff) > 4 else ''}; a run directory holds one configuration: {hint} "
                         f"or use another run directory (sweep_name=... or hydra.run.dir=...)")
 
@@ -345,14 +340,15 @@ def job_log(run_dir: Path):
     """``<run dir>/<job name>.log`` (``train.log``): what the run prints through Python's logging, opened once
     the command has been accepted for the directory (``conf/hydra/job_logging/dislab.yaml`` has no file)."""
     hc = _hydra()
-    handler = logging.FileHandler(run_dir / f"{hc.job.name if hc else 'train'}.log")
+    handler = logging.FileHandler(run_dir / f"{hc.job.name if hc else 'train'}.log", delay=True)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     try:
         yield
     except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):  # the traceback goes to the file alone; the console gets one line
+        if handler.stream is not None and not isinstance(e, KeyboardInterrupt):  # a run that began: the traceback
+            # goes to the file alone (the console gets one line); bad input before the run began writes no log
             handler.handle(logging.LogRecord("dislab", logging.ERROR, __file__, 0, "run failed: %s: %s",
                                              (type(e).__name__, e), (type(e), e, e.__traceback__)))
         raise
@@ -361,7 +357,7 @@ def job_log(run_dir: Path):
         handler.close()
 
 
-def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
+def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> dict[str, float]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -396,6 +392,11 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
+    if rank_zero():  # the command is accepted and its input valid: the directory is this run's
+        if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
+            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
+            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
+        write_hydra(run_dir, cfg, _hydra())
     ckpt_path = run_dir / CHECKPOINT
     resume, budgets = bool(cfg.resume) and ckpt_path.exists(), [int(cfg.steps)]
     if resume:
