@@ -107,6 +107,7 @@ class Console:
         from hydra.core.hydra_config import HydraConfig
 
         from dislab.cli import model_knobs
+        from dislab.data.source import describe, stand_in_warning
 
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         choices = hc.runtime.choices if hc else {}
@@ -128,12 +129,15 @@ class Console:
         rows = [
             ("run", name),
             ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {net} ({params:,} parameters), z_dim {cfg.z_dim}"),
-            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}"),
+            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}; {describe(data.source())}"),
             ("training", f"{cfg.steps:,} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, seed {cfg.seed}"),
             ("metrics", f"final: {', '.join(final) or 'none'}; during training: {every}"),
             ("logging", ", ".join(trackers) or "none"),
             ("run dir", str(run_dir)),
         ]
+        warning = stand_in_warning(data.source())
+        if warning:  # before the summary: a procedural stand-in's scores are not the published ones
+            log.warning(self.prefix + "%s", warning)
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             self.info("%s  %s", k.ljust(width), v)

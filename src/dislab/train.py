@@ -103,10 +103,14 @@ def _what_trained() -> list[str] | None:
 
 def run_config(cfg) -> dict:
     """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
-    are top-level), the model, data set and sweep names, and the metrics' settings."""
+    are top-level), the model, data set and sweep names, the metrics' settings, and where the data came from
+    (``data``: procedural, or the file with its size and sha256; ``dislab.data.source``)."""
+    from hydra.utils import get_class
+
     config = OmegaConf.to_container(cfg, resolve=True)
     config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                  sweep=group_name(cfg), settings=_metric_settings(cfg))
+                  sweep=group_name(cfg), settings=_metric_settings(cfg),
+                  data=get_class(cfg.dataset._target_).source_of(config["dataset"]))
     return config
 
 
@@ -457,6 +461,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
             "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
             "budgets": budgets,
+            "data": data.source(),
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)
