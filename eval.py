@@ -13,12 +13,8 @@ def main(cfg):
 
     from dislab.evaluate import rescore
 
-    with report_errors():
-        values, out, logged = rescore(cfg, Path(HydraConfig.get().runtime.output_dir))
-        width = max(map(len, values), default=0)
-        for k, v in values.items():
-            print(f"{k:<{width}}  {v:.4f}")
-        print(f"written to {out}" + (" and to the run's W&B run (metrics/<key> in its summary)" if logged else ""))
+    with report_errors():  # what it prints goes through the dislab logger: the console and eval/<time>/eval.log
+        values, _, _ = rescore(cfg, Path(HydraConfig.get().runtime.output_dir))
         return values
 
 

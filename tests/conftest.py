@@ -19,12 +19,12 @@ FAST = ["dataset=toy", "net=mlp", "+net.hidden=32", "steps=4", "batch_size=16", 
         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 
-def compose(overrides=(), config_name="train"):
+def compose(overrides=(), config_name="train", **kwargs):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name, overrides=list(overrides))
+        return hydra_compose(config_name, overrides=list(overrides), **kwargs)
 
 
 @pytest.fixture

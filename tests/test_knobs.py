@@ -96,7 +96,7 @@ def _where(path):
 def enumerate_knobs():
     """(file, key in the composed config, default or None) for every user knob of conf/."""
     found = {}
-    for path in sorted(CONF.rglob("*.yaml")):
+    for path in sorted(p for p in CONF.rglob("*.yaml") if p.relative_to(CONF).parts[0] != "hydra"):  # Hydra's own
         node = _load(path)
         prefix = "" if _is_global(path) else f"{path.parent.name}."
         for leaf in _leaves(node):

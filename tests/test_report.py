@@ -255,6 +255,48 @@ def test_reference_lays_published_numbers_with_their_sources_beside_ours(tmp_pat
     assert "<img class='fig' src='reference.png'" in text
 
 
+def test_the_header_says_where_the_data_came_from_and_warns_of_a_procedural_stand_in(tmp_path):
+    import html
+
+    from dislab.data.source import stand_in_warning
+
+    stand_in = {"kind": "procedural", "dataset": "shapes3d", "stands_in_for": "3dshapes.h5"}
+    published = {"kind": "file", "dataset": "shapes3d", "path": "/data/3dshapes.h5", "bytes": 255_369_232,
+                 "sha256": "a" * 64}
+    for i, src in enumerate((stand_in, stand_in, published, None)):  # None: a metrics.json without "data"
+        d = _run_dir(tmp_path / "runs" / str(i), "beta_vae", i, {"mig": 0.1})
+        saved = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps({**saved, **({"data": src} if src else {})}))
+    text = build([tmp_path / "runs"], tmp_path / "out").read_text()
+    data = re.search(r"<dt>data</dt><dd>(.*?)</dd>", text).group(1).split("<br>")
+    assert data == [
+        "shapes3d: procedural (dislab&#x27;s re-rendering of the published 3dshapes.h5) (2 runs) "
+        "<span class='bad'>(the same data set from different sources)</span>",
+        f"shapes3d: file /data/3dshapes.h5 (255,369,232 bytes, sha256 {'a' * 64}) (1 run) "
+        "<span class='bad'>(the same data set from different sources)</span>",
+        "not recorded in metrics.json (1 run)"]
+    assert text.count("class='warn'") == 1 and f"<p class='warn'>{html.escape(stand_in_warning(stand_in))}</p>" in text
+
+
+def test_udr_over_too_few_seeds_is_marked_beside_its_values(tmp_path):
+    """A row whose runs' UDR came from a 2-seed cell says so in the UDR columns; a 4-seed cell's row does not."""
+    sweep, runs, cells, job = tmp_path / "sweep", {}, [], 0
+    for beta, seeds in ((1, 2), (8, 4)):
+        members = []
+        for seed in range(seeds):
+            _run_dir(sweep / str(job), "beta_vae", seed, {"mig": 0.1}, beta=beta, overrides=[f"beta={beta}"])
+            runs[str(job)] = {"udr_lasso": 0.5, "udr_spearman": 0.6}
+            members.append(str(job))
+            job += 1
+        cells.append({"cell": f"model=beta_vae beta={beta}", "runs": members})
+    (sweep / "udr.json").write_text(json.dumps({"runs": runs, "cells": cells}))
+    [table] = _summaries(build([sweep], tmp_path / "out").read_text())
+    few = re.search(r"<td class='l'>beta=1</td>(.*?)</tr>", table).group(1)
+    enough = re.search(r"<td class='l'>beta=8</td>(.*?)</tr>", table).group(1)
+    assert few.count("over 2 seeds: too few</span>") == 2  # udr_lasso and udr_spearman, not mig
+    assert "UDR over 2 seeds: each run" in few and "too few" not in enough and "0.5" in enough
+
+
 def test_command_line(tmp_path, capsys):
     sweep = _sweep(tmp_path / "sweep")
     out = subprocess.run([sys.executable, "-m", "dislab.report", str(sweep)], cwd=ROOT, capture_output=True,
@@ -282,5 +324,6 @@ def test_report_of_real_runs(run_fast, tmp_path):
     assert "<td class='l'>beta_vae</td><td class='l'>beta=4</td>" in text
     assert "<span class='u'>untrained " in text and "<h2 id='budget-4'>4 steps</h2>" in text
     assert "<dt>data set</dt><dd>toy</dd>" in text and "fixed for beta_tcvae" in text
+    assert "<dt>data</dt><dd>toy: procedural</dd>" in text and "class='warn'" not in text  # no stand-in
     assert (tmp_path / "out" / "curves_beta_vae_4.png").exists()
     assert "href='../runs/a/pictures/traversals.png'" in text

@@ -118,7 +118,7 @@ def test_a_checkpoint_from_the_automatic_loop_resumes_at_its_step(tmp_path):
     manual.update(total={"ready": 0, "completed": 0}, current={"ready": 0, "completed": 0})
     torch.save(state, path)
     (tmp_path / "metrics.json").unlink()
-    run(compose([*over, "steps=5"]))
+    run(compose([*over, "steps=5", "extend=true"]))
     state = torch.load(path, weights_only=True)
     assert state["global_step"] == 5  # three more steps, not five
     assert all(int(s["step"]) == 5 for s in state["optimizer_states"][0]["state"].values())

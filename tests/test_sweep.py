@@ -121,9 +121,9 @@ def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit
 
 
 def test_only_optunas_no_completed_trial_error_with_no_finished_trial_ends_quietly(tmp_path, monkeypatch):
-    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as Plugin
-
     from hydra_plugins.dislab_optuna import OptunaSweeper
+
+    Plugin = OptunaSweeper.__bases__[0]  # the class it subclasses (Hydra's plugin scan may re-import its module)
 
     sweeper = object.__new__(OptunaSweeper)  # sweep() only, on the plugin's sweep raising as told
     sweeper._sweep_dir = tmp_path
@@ -228,6 +228,36 @@ def test_summary_udr_and_wandb_summary_run(tmp_path):
     assert [row[:4] for row in table["data"]] == [
         ["model=beta_vae beta=4", 3, pytest.approx(0.3), pytest.approx(np.std([0.2, 0.4, 0.3]))],
         ["model=beta_tcvae beta=6", 2, pytest.approx(0.8), pytest.approx(0.2)]]
+
+
+def test_udr_over_too_few_seeds_is_reported_with_a_warning(tmp_path):
+    """A cell of 2 seeds (its two runs get the same UDR) or 3 gets the warning in udr.json and one console
+    line naming it with its seeds; a cell of MIN_SEEDS (4) seeds does not."""
+    from dislab.metrics.udr import MIN_SEEDS, seeds_warning
+    from dislab.sweep.summary import summarize
+
+    assert MIN_SEEDS == 4 and seeds_warning(1) is None and seeds_warning(4) is None
+    assert seeds_warning(2).startswith("UDR over 2 seeds: ") and seeds_warning(3).startswith("UDR over 3 seeds: ")
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(300, 3))
+    job = 0
+    for beta, seeds in ((1, 2), (2, 3), (4, 4)):
+        for seed in range(seeds):
+            means = np.concatenate([factors[:, rng.permutation(3)], 0.01 * rng.normal(size=(300, 1))], 1)
+            _fake_run(tmp_path / str(job), ["model=beta_vae", f"beta={beta}", f"seed={seed}"], means, beta=beta)
+            job += 1
+    out = summarize(tmp_path)
+    saved = json.loads((tmp_path / "udr.json").read_text())
+    cells = {c["cell"]: c for c in saved["cells"]}
+    assert saved["min_seeds"] == 4 and len(cells) == 3
+    assert cells["model=beta_vae beta=1"]["warning"] == seeds_warning(2)
+    assert cells["model=beta_vae beta=2"]["warning"] == seeds_warning(3)
+    assert "warning" not in cells["model=beta_vae beta=4"] and len(cells["model=beta_vae beta=4"]["udr_lasso"]) == 4
+    spearman = cells["model=beta_vae beta=1"]["udr_spearman"]
+    assert spearman[0] == pytest.approx(spearman[1])  # what the warning is about: 2 seeds, one shared value
+    [line] = [t for t in out["text"].splitlines() if t.startswith("warning: UDR")]
+    assert line.endswith(": beta=1 (2 seeds), beta=2 (3 seeds); see udr.json"), line
+    assert "beta=4" not in line
 
 
 def _hydra_cfg(overrides):

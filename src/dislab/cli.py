@@ -174,7 +174,7 @@ def _check_knobs_exist(cfg, knobs: list[str], conf: Path) -> None:
                   f"see `python train.py --cfg job`")
 
 
-EXIT_CODES = {"ConfigError": 2, "NonFiniteError": 3, "RunDirInUse": 4,
+EXIT_CODES = {"ConfigError": 2, "RunDirRefused": 2, "NonFiniteError": 3, "RunDirInUse": 4,
               "Interrupted": 143}  # 143: as a process ended by SIGTERM
 
 

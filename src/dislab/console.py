@@ -102,11 +102,18 @@ class Console:
         yield
         self.info("%s done in %s", name, duration(time.monotonic() - t))
 
+    def rows(self, rows: list[tuple[str, str]]) -> None:
+        """``key  value`` lines, the values aligned (a summary)."""
+        width = max((len(k) for k, _ in rows), default=0)
+        for k, v in rows:
+            self.info("%s  %s", k.ljust(width), v)
+
     def start(self, cfg, model, data, run_dir: Path, name: str, final: dict, during: dict, loggers) -> None:
         """A readable summary of what is about to run."""
         from hydra.core.hydra_config import HydraConfig
 
         from dislab.cli import model_knobs
+        from dislab.data.source import describe, stand_in_warning
 
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         choices = hc.runtime.choices if hc else {}
@@ -128,12 +135,15 @@ class Console:
         rows = [
             ("run", name),
             ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {net} ({params:,} parameters), z_dim {cfg.z_dim}"),
-            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}"),
+            ("data", f"{dataset}: {shape} images; factors {factors or 'none'}; {describe(data.source())}"),
             ("training", f"{cfg.steps:,} steps of batch {cfg.batch_size}, lr {cfg.lr:g}, seed {cfg.seed}"),
             ("metrics", f"final: {', '.join(final) or 'none'}; during training: {every}"),
             ("logging", ", ".join(trackers) or "none"),
             ("run dir", str(run_dir)),
         ]
+        warning = stand_in_warning(data.source())
+        if warning:  # before the summary: a procedural stand-in's scores are not the published ones
+            log.warning(self.prefix + "%s", warning)
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             self.info("%s  %s", k.ljust(width), v)
@@ -157,3 +167,36 @@ class Console:
             self.info("  upload    wandb sync %s", where)
         for view in views:
             self.info("  view      %s", view)
+
+
+@contextlib.contextmanager
+def bar(desc: str, total: int, show: bool, interval: float = 1.0):
+    """On a terminal (``show``): a bar over ``total`` items, ``<desc> 2/5 |███   | 0:42, <postfix>``, its
+    elapsed time redrawn every ``interval`` seconds (a long item shows it is working) and lines logged
+    meanwhile written above it. Yields the tqdm bar (``update``, ``set_postfix_str``); without a terminal
+    a disabled one (nothing drawn: the phase lines say it all)."""
+    import threading
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if not show:
+        yield tqdm(total=total, disable=True)
+        return
+    progress = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True,  # ", " before a postfix:
+                    bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}")  # tqdm's
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(interval):
+            progress.refresh()
+
+    ticker = threading.Thread(target=tick, name="dislab-bar", daemon=True)
+    ticker.start()
+    try:
+        with logging_redirect_tqdm():
+            yield progress
+    finally:
+        stop.set()
+        ticker.join()
+        progress.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -34,9 +35,11 @@ def check_posterior_metrics(model, metrics: dict) -> None:
                               f"(a deterministic encoder, z = its mean): use mig, or drop it with ~metrics.{name}")
 
 
-def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str, float]:
+def compute_metrics(metrics: dict, data, model, eval_seed: int = 0, around=None) -> dict[str, float]:
     """Run each metric (a partial taking ``data, represent, rng``) with its own generator seeded by
-    ``eval_seed``, so a metric's value does not depend on which others run. Flat keys.
+    ``eval_seed``, so a metric's value does not depend on which others run. Flat keys. ``around(name,
+    score)``, if given, is called for each metric that runs, and returns what ``score()`` (the metric's
+    values) returns: a hook to show progress (``rescore``'s phase per metric).
 
     A metric whose second parameter is named ``encode`` gets ``model.encode`` (numpy x ->
     (mean, log-variance)) instead of ``model.represent`` (numpy x -> mean). On a data set without
@@ -51,7 +54,8 @@ def compute_metrics(metrics: dict, data, model, eval_seed: int = 0) -> dict[str,
             log.warning("metric %s skipped: %s has no ground-truth factors", name, type(data).__name__)
             continue
         encode = model.encode if _reads_posterior(fn) else model.represent
-        out.update(fn(data, encode, np.random.default_rng(eval_seed)))
+        score = functools.partial(fn, data, encode, np.random.default_rng(eval_seed))
+        out.update(around(name, score) if around else score())
     return out
 
 
@@ -142,28 +146,86 @@ def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, 
     return compute_metrics(metrics, data, model, cfg.eval_seed if eval_seed is None else eval_seed)
 
 
+def _rescore_summary(cfg, trained, ckpt, metrics: dict, seed: int, out_dir) -> list[tuple[str, str]]:
+    """What ``rescore`` is about to do: the run (``trained``: its config), its checkpoint's step, the
+    metrics, the eval seed (given, or the run's) and the output directory."""
+    import torch
+
+    from dislab.cli import model_knobs
+    from dislab.console import _name
+
+    step = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("global_step")  # no tensor read
+    kind = _name(trained.model._target_)
+    knobs = ", ".join(f"{k}={trained.get(k)}" for k in model_knobs().get(kind, {}))
+    whose = "the run's" if cfg.eval_seed is None else f"given; the run's is {trained.eval_seed}"
+    return [("run dir", str(cfg.run)),
+            ("model", f"{kind}{f' ({knobs})' if knobs else ''}, net {_name(trained.net._target_)}, "
+                      f"z_dim {trained.z_dim}; data {_name(trained.dataset._target_)}"),
+            ("checkpoint", str(ckpt) if step is None else f"step {step:,}: {ckpt}"),
+            ("metrics", ", ".join(metrics) or "none"),
+            ("eval seed", f"{seed} ({whose})"),
+            ("output", str(out_dir))]
+
+
 def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
-    """``eval.py``: score ``cfg.run``'s checkpoint with ``cfg.metrics``, write ``<out_dir>/metrics.json``
-    (values, settings, eval_seed, versions) and put the run's metrics into its W&B run
-    (``rescore_to_wandb``), holding the run directory's lock meanwhile (one writer: not while it trains).
-    Returns the values, the file written and whether a W&B run was written."""
+    """``eval.py``: score ``cfg.run``'s checkpoint with ``cfg.metrics`` on ``cfg.eval_seed`` (null: the
+    run's own), write ``<out_dir>/metrics.json`` (values, settings, the eval_seed used, versions) and put
+    the run's metrics into its W&B run (``rescore_to_wandb``), holding the run directory's lock meanwhile
+    (one writer: not while it trains). Prints, through the ``dislab`` logger (so Hydra's job logging also
+    writes ``<out_dir>/eval.log``), a summary, a phase with its duration for loading the checkpoint, each
+    metric (then its values) and the W&B run, and where the results are; on a terminal also a bar over the
+    metrics. Returns the values, the file written and whether a W&B run was written."""
+    import time
     from pathlib import Path
 
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from dislab import io
+    from dislab.callbacks.progress import duration
+    from dislab.console import Console, bar, interactive
+    from dislab.load import load_run
     from dislab.lock import RunLock
     from dislab.train import versions
     from dislab.validate import validate
+    from dislab.wandb_records import run_id
 
     validate(cfg)
     metrics = instantiate(cfg.metrics) or {}
-    with RunLock(cfg.run):
-        values = evaluate(cfg.run, metrics, cfg.eval_seed)
-        out = Path(out_dir) / "metrics.json"
-        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": cfg.eval_seed,
+    run_dir, out_dir, tty = Path(cfg.run), Path(out_dir), interactive()
+    con = Console("" if tty else run_dir.name)
+    with RunLock(run_dir):
+        trained = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        seed = trained.eval_seed if cfg.eval_seed is None else cfg.eval_seed
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        con.rows(_rescore_summary(cfg, trained, ckpt, metrics, seed, out_dir))
+        with con.phase("loading checkpoint", str(ckpt)):
+            model, _, data = load_run(run_dir)
+
+        with bar("scoring", len(metrics), tty) as progress:
+            def scored(name, score):
+                position = list(metrics).index(name) + 1
+                progress.set_postfix_str(f"now {name}")
+                with con.phase(name, f"metric {position} of {len(metrics)}"):
+                    got = score()
+                progress.update(position - progress.n)
+                width = max(map(len, got), default=0)
+                for k, v in got.items():
+                    con.info("%s  %.4f", k.ljust(width), v)
+                return got
+
+            values = compute_metrics(metrics, data, model, seed, around=scored)
+            progress.set_postfix_str("", refresh=False)  # the bar left behind: scoring n/n, the time it took
+        out = out_dir / "metrics.json"
+        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": seed,
                             "versions": versions()})
-        return values, out, rescore_to_wandb(cfg.run)
+        logged, wandb_run = False, run_id(run_dir)
+        if wandb_run is not None:
+            with con.phase("W&B", f"adding the metrics to run {wandb_run}"):
+                logged = rescore_to_wandb(run_dir)
+        con.info("done in %s; written to %s%s", duration(time.monotonic() - con.started), out,
+                 " and to the run's W&B run (metrics/<key> in its summary)" if logged else "")
+        return values, out, logged
 
 
 def rescore_to_wandb(run_dir) -> bool:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 log = logging.getLogger("dislab")
 NAME = ".lock"
+SWEEP = ".sweep.lock"  # held by the driver of a multirun in its sweep directory (dislab.sweep.callback)
 HEARTBEAT = 30.0     # seconds between touches of the lock file by its holder
 STALE_AFTER = 300.0  # a lock of another host untouched this long is stale
 
@@ -126,19 +127,30 @@ def _read(path: Path) -> tuple[dict, float] | None:
     return holder, age
 
 
-def check_free(run_dir) -> None:
+def check_free(run_dir, name: str = NAME) -> None:
     """Raise RunDirInUse if a live process holds ``run_dir`` (takes nothing)."""
-    held = _read(Path(run_dir) / NAME)
+    held = _read(Path(run_dir) / name)
     if held and held[0] and _stale(*held) is None:
-        raise _refusal(Path(run_dir), *held)
+        raise _refusal(Path(run_dir), name, *held)
 
 
-def _refusal(run_dir: Path, holder: dict, age: float) -> RunDirInUse:
+def held(run_dir) -> bool:
+    """Whether a live process holds ``run_dir`` (its lock is not stale)."""
+    try:
+        check_free(run_dir)
+    except RunDirInUse:
+        return True
+    return False
+
+
+def _refusal(run_dir: Path, name: str, holder: dict, age: float) -> RunDirInUse:
     other_host = holder.get("host") not in (socket.gethostname(), "?")
-    hint = (f"; if it is gone, the lock expires in {max(0, STALE_AFTER - age):.0f} s, or delete {run_dir / NAME}"
+    hint = (f"; if it is gone, the lock expires in {max(0, STALE_AFTER - age):.0f} s, or delete {run_dir / name}"
             if other_host else "")
-    return RunDirInUse(f"run directory {run_dir} is in use by {_describe(holder)}: a run directory has one writer; "
-                       f"wait for it to end or use another run directory{hint}")
+    what = "sweep directory" if name == SWEEP else "run directory"
+    one = "one sweep per sweep directory" if name == SWEEP else "a run directory has one writer"
+    return RunDirInUse(f"{what} {run_dir} is in use by {_describe(holder)}: {one}; "
+                       f"wait for it to end or use another {what}{hint}")
 
 
 @contextlib.contextmanager
@@ -160,10 +172,11 @@ def _serialised(run_dir: Path):
 
 
 class RunLock:
-    """``with RunLock(run_dir):`` hold ``run_dir`` for this process (a no-op in DDP ranks > 0)."""
+    """``with RunLock(run_dir):`` hold ``run_dir`` for this process (a no-op in DDP ranks > 0). ``name=SWEEP``:
+    a sweep directory's driver lock."""
 
-    def __init__(self, run_dir):
-        self.run_dir, self.path = Path(run_dir), Path(run_dir) / NAME
+    def __init__(self, run_dir, name: str = NAME):
+        self.run_dir, self.name, self.path = Path(run_dir), name, Path(run_dir) / name
         self.me, self._stop, self._thread = None, threading.Event(), None
 
     def _create(self) -> bool:
@@ -187,13 +200,13 @@ class RunLock:
                 why = _stale(*held) if held and held[0] else ("unreadable and old" if held else "gone")
                 if why is None:
                     self.me = None
-                    raise _refusal(self.run_dir, *held)
+                    raise _refusal(self.run_dir, self.name, *held)
                 log.warning("taking over the lock of %s: its holder %s is %s", self.run_dir,
                             _describe(held[0]) if held and held[0] else "?", why)
                 self.path.unlink(missing_ok=True)
                 if not self._create():
                     self.me = None
-                    raise _refusal(self.run_dir, *(_read(self.path) or ({}, 0.0)))
+                    raise _refusal(self.run_dir, self.name, *(_read(self.path) or ({}, 0.0)))
         self._thread = threading.Thread(target=self._heartbeat, name="dislab-lock", daemon=True)
         self._thread.start()
         return self

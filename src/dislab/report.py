@@ -1,10 +1,12 @@
 """``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME]``: explain a study in one HTML page.
 
-DIRs are run or sweep directories, in any mix. The page opens with what the runs share (data set,
-network, knobs), the budgets, each metric's settings (sample sizes) and which direction is better
-for each metric. Then, for each training budget separately (runs of different lengths are never
-pooled): a table of every metric as mean ± std over seeds per model x setting of the knobs that
-differ (``dislab.sweep.study``), with the untrained network's score beside it; per metric each
+DIRs are run or sweep directories, in any mix. The page opens with what the runs share (data set and
+where its data came from: procedural, or the file with its size and sha256, with a warning where a
+procedural rendering stands in for a published file; network, knobs), the budgets, each metric's settings
+(sample sizes) and which direction is better for each metric. Then, for each training budget separately
+(runs of different lengths are never pooled): a table of every metric as mean ± std over seeds per model x
+setting of the knobs that differ (``dislab.sweep.study``), with the untrained network's score beside it
+(and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); per metric each
 model's scores (points; a violin only from 5 points on); per model the metrics against its first
 differing knob; training curves from each run's ``history.csv`` (mean over seeds, band from lowest
 to highest); and each run's pictures. Runs that did not finish are listed with their error.
@@ -36,16 +38,42 @@ PICTURES = ("traversals.png", "traversals.gif", "reconstructions.png", "samples.
 e = html.escape
 
 
-def attach_udr(runs) -> None:
-    """Copy each run's UDR scores from its sweep's ``udr.json`` into ``run.metrics``."""
-    cache: dict[Path, dict] = {}
+def attach_udr(runs) -> dict[Path, tuple[int, str]]:
+    """Copy each run's UDR scores from its sweep's ``udr.json`` into ``run.metrics``. Returns, per run whose
+    cell had too few seeds for UDR to mean much, (its cell's seeds, ``dislab.metrics.udr.seeds_warning``)."""
+    cache: dict[Path, tuple[dict, dict]] = {}
+    notes = {}
     for r in runs:
         f = r.dir.parent / "udr.json"
         if f not in cache:
-            cache[f] = json.loads(f.read_text()).get("runs", {}) if f.exists() else {}
-        scores = cache[f].get(r.dir.name) or cache[f].get(str(r.dir)) or {}
-        if r.status == "done":
-            r.metrics.update({k: v for k, v in scores.items() if k in UDR_KEYS})
+            saved = json.loads(f.read_text()) if f.exists() else {}
+            seeds = {p: len(c.get("runs", [])) for c in saved.get("cells", []) for p in c.get("runs", [])}
+            cache[f] = saved.get("runs", {}), seeds
+        scores, seeds = cache[f]
+        mine = scores.get(r.dir.name) or scores.get(str(r.dir)) or {}
+        if r.status == "done" and any(k in UDR_KEYS for k in mine):
+            r.metrics.update({k: v for k, v in mine.items() if k in UDR_KEYS})
+            from dislab.metrics.udr import seeds_warning
+
+            n = seeds.get(r.dir.name) or seeds.get(str(r.dir)) or 0
+            if seeds_warning(n):
+                notes[r.dir] = n, seeds_warning(n)
+    return notes
+
+
+def data_sources(runs) -> list[tuple[dict | None, int]]:
+    """Each distinct source of the finished runs' data (``metrics.json`` ``data``: ``dislab.data.source``; None
+    where it was not recorded) with the number of runs that read it."""
+    found: dict[str, list] = {}
+    for r in runs:
+        if r.status != "done":
+            continue
+        try:
+            src = json.loads((r.dir / "metrics.json").read_text()).get("data")
+        except (OSError, ValueError):
+            src = None
+        found.setdefault(json.dumps(src, sort_keys=True), [src, 0])[1] += 1
+    return [(src, n) for src, n in found.values()]
 
 
 def _safe(name: str) -> str:
@@ -61,11 +89,15 @@ def _head(key: str) -> str:
     return f"<th title='{e(study.DIRECTION_WORDS[d])}'>{e(key)} <span class='dir'>{d}</span></th>"
 
 
-def _cell(row: Row, key: str) -> str:
+def _cell(row: Row, key: str, udr_notes: dict | None = None) -> str:
     text = fmt_stats(*stats(row.values(key)))
     base = row.values(key, untrained=True)
     if base:
         text += f"<br><span class='u'>untrained {fmt_stats(*stats(base))}</span>"
+    notes = sorted({udr_notes[r.dir] for r in row.done if r.dir in udr_notes}) if key in UDR_KEYS and udr_notes else []
+    if notes:  # the cell's UDR compares each run with too few other seeds
+        text += (f"<br><span class='bad' title='{e('; '.join(w for _, w in notes))}'>over {notes[0][0]} seeds: "
+                 f"too few</span>")
     return f"<td>{text}</td>"
 
 
@@ -93,8 +125,23 @@ ol.sources{font-size:12px;color:#444}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:14px}dt{font-weight:600}"""
 
 
+def _data_fact(sources: list[tuple[dict | None, int]]) -> str:
+    from dislab.data.source import describe
+
+    names = [src.get("dataset") for src, _ in sources if src]
+    lines = []
+    for src, n in sources:
+        line = f"{e(src.get('dataset') or '?')}: {e(describe(src))}" if src else "not recorded in metrics.json"
+        line += f" ({n} run{'s' if n > 1 else ''})" if len(sources) > 1 else ""
+        if src and names.count(src.get("dataset")) > 1:
+            line += " <span class='bad'>(the same data set from different sources)</span>"
+        lines.append(line)
+    return "<br>".join(lines)
+
+
 def header(runs, groups, keys, paths) -> list[str]:
     done = [r for r in runs if r.status == "done"]
+    sources = data_sources(runs)
     table = {r.dir: study.knobs(r) for r in runs}
 
     def fixed(subset) -> dict:
@@ -111,6 +158,7 @@ def header(runs, groups, keys, paths) -> list[str]:
         "runs": e(f"{len(runs)} ({len(done)} finished) of {len(models)} model(s): {', '.join(models)}"),
         "from": ", ".join(f"<code>{e(str(p))}</code>" for p in paths),
         "data set": e(", ".join(sorted({str(t.get("dataset")) for t in table.values()}))),
+        **({"data": _data_fact(sources)} if sources else {}),
         "budgets": e(", ".join(f"{budget_label(b)} ({sum(len(r.runs) for r in rows)} runs)"
                                for b, rows in groups.items())) + (" <b>(kept apart)</b>" if len(groups) > 1 else ""),
         "knobs that differ": e(", ".join(keys) or "none"),
@@ -119,6 +167,9 @@ def header(runs, groups, keys, paths) -> list[str]:
            if kv},
     }
     h = ["<dl class='facts'>"] + [f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts.items()] + ["</dl>"]
+    from dislab.data.source import stand_in_warning
+
+    h += [f"<p class='warn'>{e(w)}</p>" for w in dict.fromkeys(stand_in_warning(src) for src, _ in sources) if w]
     settings = study.settings_summary(done)
     if settings:
         h.append("<h3>Metric settings (sample sizes)</h3><table><tr><th class='l'>metric</th>"
@@ -134,7 +185,8 @@ def header(runs, groups, keys, paths) -> list[str]:
     return h
 
 
-def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories: dict) -> tuple[list[str], list]:
+def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories: dict,
+                   udr_notes: dict | None = None) -> tuple[list[str], list]:
     tag = "all" if b is None else str(b)
     h = [f"<h2 id='budget-{tag}'>{e(budget_label(b))}</h2>",
          "<h3>Mean ± std over seeds</h3><div class='scroll'><table class='summary'><tr><th class='l'>model</th>"
@@ -146,7 +198,7 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
         first = " class='first'" if row.model != previous else ""
         previous = row.model
         h.append(f"<tr{first}><td class='l'>{e(row.model)}</td><td class='l'>{e(row.label)}</td><td>{n}{bad}</td>"
-                 + "".join(_cell(row, k) for k in metrics) + "</tr>")
+                 + "".join(_cell(row, k, udr_notes) for k in metrics) + "</tr>")
         rec = {"budget": b, "model": row.model, "hyperparameters": row.label, "seeds": n,
                "not_finished": len(row.runs) - n}
         for k in metrics:
@@ -244,7 +296,7 @@ def build(paths, out=None, reference: str | None = None) -> Path:
     runs = study.load(paths)
     if not runs:
         raise SystemExit(f"error: no run directories (with .hydra/config.yaml) under {', '.join(map(str, paths))}")
-    attach_udr(runs)
+    udr_notes = attach_udr(runs)
     groups, keys = study.group(runs)
     done = [r for r in runs if r.status == "done"]
     metrics = sorted(order_metrics({k for r in done for k in r.metrics}), key=lambda k: direction(k) == "·")
@@ -264,7 +316,7 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         _write_csv(out / "reference.csv", ref_rows)
     csv_rows = []
     for b, rows in groups.items():
-        parts, rows_csv = budget_section(b, rows, metrics, out, histories)
+        parts, rows_csv = budget_section(b, rows, metrics, out, histories, udr_notes)
         h += parts
         csv_rows += rows_csv
     failed = [r for r in runs if r.status != "done"]

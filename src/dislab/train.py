@@ -22,6 +22,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from dislab import io, wandb_records
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
+from dislab.rundir import (
+    CHECKPOINT,
+    METRICS,
+    RunDirRefused,
+    differences,
+    is_bookkeeping,
+    override_key,
+    saved_config,
+    settings,
+    what_trained,
+    write_hydra,
+)
 
 log = logging.getLogger("dislab")
 PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
@@ -51,13 +63,13 @@ def run_dir_of(cfg) -> Path:
 
 
 def run_name(cfg) -> str:
-    """``<model>-<override>-<override>``, e.g. ``beta_tcvae-beta=6-seed=2``."""
+    """``<model>-<override>-<override>``, e.g. ``beta_tcvae-beta=6-seed=2``: the overrides that decide what is
+    trained (``dislab.rundir.is_bookkeeping`` leaves out where and how it ran)."""
     hc = _hydra()
     if hc is None:
         return Path(run_dir_of(cfg)).name
     model = hc.runtime.choices.get("model", "model")
-    skip = ("model=", "hydra.", "run_dir=", "launcher=", "sweep_name=", "sweep=")
-    over = [o for o in hc.overrides.task if not o.lstrip("+").startswith(skip)]
+    over = [o for o in hc.overrides.task if override_key(o) != "model" and not is_bookkeeping(o)]
     return "-".join([model, *(o.lstrip("+~") for o in over)])
 
 
@@ -83,20 +95,22 @@ def _wandb_mode() -> None:
 
 
 def _what_trained() -> list[str] | None:
-    """This Hydra job's overrides that decide what it trains (``dislab.sweep.runs.what_trained``); None without
+    """This Hydra job's overrides that decide what it trains (``dislab.rundir.what_trained``); None without
     Hydra."""
-    from dislab.sweep.runs import what_trained
-
     hc = _hydra()
     return None if hc is None else what_trained(hc.overrides.task)
 
 
 def run_config(cfg) -> dict:
     """What every tracker records as the run's config: the resolved config (knobs such as beta, gamma, seed
-    are top-level), the model, data set and sweep names, and the metrics' settings."""
+    are top-level), the model, data set and sweep names, the metrics' settings, and where the data came from
+    (``data``: procedural, or the file with its size and sha256; ``dislab.data.source``)."""
+    from hydra.utils import get_class
+
     config = OmegaConf.to_container(cfg, resolve=True)
     config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
-                  sweep=group_name(cfg), settings=_metric_settings(cfg))
+                  sweep=group_name(cfg), settings=_metric_settings(cfg),
+                  data=get_class(cfg.dataset._target_).source_of(config["dataset"]))
     return config
 
 
@@ -248,12 +262,14 @@ def identity(cfg) -> dict:
             "dataset": cfg.dataset._target_}
 
 
-def _resume_step(ckpt_path: Path, cfg) -> int:
+def _resume_step(ckpt_path: Path, cfg) -> tuple[int, list[int]]:
+    """The checkpoint's step and the step budgets its run trained with so far (one per extension)."""
     from dislab.validate import ConfigError
 
     try:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = state["callbacks"]["AtomicCheckpoint"]["identity"]
+        budgets = list(state["callbacks"]["AtomicCheckpoint"].get("budgets") or [])
         step = int(state["global_step"])
     except Exception as e:
         why = type(e).__name__
@@ -264,7 +280,7 @@ def _resume_step(ckpt_path: Path, cfg) -> int:
         k = diff[0]
         raise ConfigError(f"{ckpt_path} was written with {k}={saved.get(k)}, not {mine[k]}; "
                           f"use the same config or another run directory")
-    return step
+    return step, budgets
 
 
 def _metrics_only(scalars: dict) -> dict[str, float]:
@@ -290,33 +306,33 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
 
     A run directory that already holds ``metrics.json`` is complete: its metrics are returned
     without training. One that holds ``checkpoints/last.ckpt`` is resumed (``resume=true``, the
-    default). On failure ``error.txt`` records the error in one line, and the error propagates.
-    A directory that another live process writes is refused in one line (``dislab.lock``).
+    default). Either is refused in one line (``RunDirRefused``) when this command's settings differ from
+    those the directory was trained with (``dislab.rundir.settings``), except a larger ``steps`` with
+    ``extend=true``, which trains the run on. A refused command writes nothing. On failure ``error.txt``
+    records the error in one line, and the error propagates. A directory that another live process writes
+    is refused in one line (``dislab.lock``).
     """
     from dislab.lock import RunLock
     from dislab.validate import ConfigError, validate
 
     validate(cfg)
     run_dir = run_dir_of(cfg)
-    done = run_dir / "metrics.json"
-    if done.exists():
-        saved = json.loads(done.read_text())
-        mine = _what_trained()
-        if None not in (mine, saved.get("overrides")) and saved["overrides"] != mine:
-            raise ConfigError(f"{done} holds a run of {' '.join(saved['overrides']) or 'the defaults'}, not of "
-                              f"{' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
-        log.info("%s is complete; skipping (delete it to train again)", done)
-        return saved["metrics"]
+    if _accept(cfg, run_dir) == "done":  # read-only: a finished run is returned without taking its lock
+        return _finished(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
     lock = RunLock(run_dir).acquire()  # one writer: a second process is refused, naming the holder
     try:
+        state = _accept(cfg, run_dir)  # again, now that no other process writes it
+        if state == "done":
+            return _finished(run_dir)
         (run_dir / "error.txt").unlink(missing_ok=True)
-        return _train(cfg, run_dir, list(callbacks))
+        with job_log(run_dir):
+            return _train(cfg, run_dir, list(callbacks), extend=state == "extend")
     except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):
+        if not isinstance(e, (KeyboardInterrupt, RunDirRefused)):
             try:
                 io.write_text(run_dir / "error.txt", f"{type(e).__name__}: {e}\n")
             except OSError:
@@ -326,7 +342,77 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         lock.release()
 
 
-def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
+def rank_zero() -> bool:
+    from dislab.lock import is_other_rank
+
+    return not is_other_rank()
+
+
+def _finished(run_dir: Path) -> dict[str, float]:
+    log.info("%s is complete; skipping (delete it, or extend=true with more steps, to train again)",
+             run_dir / METRICS)
+    return json.loads((run_dir / METRICS).read_text())["metrics"]
+
+
+def _accept(cfg, run_dir: Path) -> str:
+    """What this command may do with ``run_dir``: ``new``, ``resume``, ``extend`` (more steps, with
+    ``extend=true``) or ``done`` (finished with these settings). Raises ``RunDirRefused`` naming the settings
+    that differ from those the directory's run was trained with; reads only."""
+    finished = (run_dir / METRICS).exists()
+    before = saved_config(run_dir) if finished or (cfg.resume and (run_dir / CHECKPOINT).exists()) else None
+    if before is None:
+        if finished:  # an in-process run of another era: compare what metrics.json records
+            saved, mine = json.loads((run_dir / METRICS).read_text()).get("overrides"), _what_trained()
+            if None not in (saved, mine) and what_trained(saved) != mine:
+                raise RunDirRefused(f"{run_dir / METRICS} holds a run of {' '.join(saved) or 'the defaults'}, not "
+                                    f"of {' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
+            return "done" if finished else "new"
+        return "new"
+    diff = differences(settings(before), settings(cfg))
+    if not diff:
+        return "done" if finished else "resume"
+    if cfg.get("extend") and all(d.startswith("steps=") for d in diff):
+        if int(cfg.steps) > int(before.steps):
+            return "extend"
+        raise RunDirRefused(f"extend=true trains {run_dir} on beyond its steps={before.steps}: give more steps "
+                            f"than that (steps={cfg.steps} is not)")
+    saved = what_trained(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) \
+        if (run_dir / ".hydra" / "overrides.yaml").exists() else None
+    mine, what = _what_trained(), "finished" if finished else "interrupted"
+    said = ""
+    if None not in (saved, mine) and saved != mine:
+        said = f" of {' '.join(saved) or 'the defaults'}, not of {' '.join(mine) or 'the defaults'}"
+    said = f" a run{said} ({what})"
+    hint = ("re-run it with its own settings (that skips it), add extend=true to train it on to more steps,"
+            if finished else "re-run it with its own settings to resume it,")
+    raise RunDirRefused(f"{run_dir} holds{said}: it differs in {', '.join(diff[:4])}"
+                        f"{' ...' if len(diff) > 4 else ''}; a run directory holds one configuration: {hint} "
+                        f"or use another run directory (sweep_name=... or hydra.run.dir=...)")
+
+
+@contextlib.contextmanager
+def job_log(run_dir: Path):
+    """``<run dir>/<job name>.log`` (``train.log``): what the run prints through Python's logging, opened once
+    the command has been accepted for the directory (``conf/hydra/job_logging/dislab.yaml`` has no file)."""
+    hc = _hydra()
+    handler = logging.FileHandler(run_dir / f"{hc.job.name if hc else 'train'}.log", delay=True)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except BaseException as e:
+        if handler.stream is not None and not isinstance(e, KeyboardInterrupt):  # a run that began: the traceback
+            # goes to the file alone (the console gets one line); bad input before the run began writes no log
+            handler.handle(logging.LogRecord("dislab", logging.ERROR, __file__, 0, "run failed: %s: %s",
+                                             (type(e).__name__, e), (type(e), e, e.__traceback__)))
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> dict[str, float]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -361,13 +447,19 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
-    if not (run_dir / ".hydra" / "config.yaml").exists():  # run in-process, without Hydra
-        io.write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
-    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-    resume = bool(cfg.resume) and ckpt_path.exists()
+    if rank_zero():  # the command is accepted and its input valid: the directory is this run's
+        if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
+            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
+            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
+        write_hydra(run_dir, cfg, _hydra())
+    ckpt_path = run_dir / CHECKPOINT
+    resume, budgets = bool(cfg.resume) and ckpt_path.exists(), [int(cfg.steps)]
     if resume:
-        dm.start_step = _resume_step(ckpt_path, cfg)
-        con.info("resuming %s from step %d", run_dir, dm.start_step)
+        dm.start_step, before = _resume_step(ckpt_path, cfg)
+        before = before or [int(saved_config(run_dir).steps)]
+        budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
+        extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
+        con.info("resuming %s from step %d%s", run_dir, dm.start_step, extended)
 
     history, loggers = HistoryLogger(run_dir / "history.csv"), []
     try:
@@ -376,6 +468,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
         zero = rank_zero_only.rank == 0  # the global rank (SLURM_PROCID...)
         if zero:
             con.start(cfg, model, data, run_dir, name, final_metrics, during, loggers)
+        if len(budgets) > 1 and budgets[-1] != budgets[-2] and dm.start_step:  # this segment extends the run
+            log_scalars(loggers, {"train/budget": float(budgets[-1])}, dm.start_step)
         untrained = _metrics_only(history.rows.get(0, {})) if resume else {}  # resumed: its first segment's
         if cfg.eval_untrained and not resume and zero:
             with con.phase("untrained evaluation", ", ".join(final_metrics) or "ELBO decomposition"):
@@ -385,7 +479,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             if untrained:
                 con.info("untrained: %s", ", ".join(f"{k} {v:.4f}" for k, v in untrained.items()))
         guard = NanGuard(cfg.nan_policy)
-        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard)
+        ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard, budgets)
         during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
         callbacks = [ckpt, guard, during_cb, *extra_callbacks]
         if cfg.trainer.get("enable_progress_bar", True):
@@ -417,6 +511,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list) -> dict[str, float]:
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
             "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
+            "budgets": budgets,
+            "data": data.source(),
         })
         try:  # results are on disk: a logger failing now loses nothing
             log_scalars(loggers, scalars, trainer.global_step)

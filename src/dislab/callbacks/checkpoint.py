@@ -37,15 +37,17 @@ class Requeued(SystemExit):
 class AtomicCheckpoint(Callback):
     """Also keeps, inside the checkpoint, the torch RNG state (so a resumed run draws the same
     noise) and ``identity``: what the weights belong to (model, net, z_dim, data set), checked
-    before a resume. ``guard`` (the NaN guard) reads its flags before every save, so a checkpoint
-    never holds weights from after a non-finite step."""
+    before a resume, and ``budgets``: the step budget of each segment that extended the run (``extend=true``).
+    ``guard`` (the NaN guard) reads its flags before every save, so a checkpoint never holds weights from after
+    a non-finite step."""
 
-    def __init__(self, path, every: int = 1000, history=None, identity: dict | None = None, guard=None):
+    def __init__(self, path, every: int = 1000, history=None, identity: dict | None = None, guard=None,
+                 budgets: list[int] | None = None):
         self.path, self.every, self.history, self.identity = Path(path), every, history, identity or {}
-        self.guard = guard
+        self.guard, self.budgets = guard, list(budgets or [])
 
     def state_dict(self):
-        return {"identity": self.identity, "torch_rng": torch.get_rng_state()}
+        return {"identity": self.identity, "torch_rng": torch.get_rng_state(), "budgets": self.budgets}
 
     def load_state_dict(self, state):
         torch.set_rng_state(state["torch_rng"])

@@ -46,7 +46,7 @@ class Cars3D(HeldImages):
     def __init__(self, path=None, device: str = "auto"):
         self.device = check_device(device)
         folder = existing(path, "cars3d (the folder of the 183 official car .mat files)", directory=True)
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".mat" and p.is_file())
+        files = self.files_in(folder)
         if len(files) != SIZES[2]:
             raise ValueError(f"cars3d: {folder} holds {len(files)} .mat files; the data set has {SIZES[2]} cars")
         images = np.empty((*SIZES, 64, 64, 3), dtype=np.uint8)  # row-major: elevation, azimuth, object
@@ -54,6 +54,11 @@ class Cars3D(HeldImages):
             images[:, :, i] = load_car(f)
         self.path, self.images = folder, images.reshape(-1, 64, 64, 3)
         self.factor_values = (np.arange(4), np.arange(0, 360, 15), np.arange(SIZES[2]))
+
+    @classmethod
+    def files_in(cls, folder):
+        """The folder's .mat files, in name order (object types 0..182)."""
+        return sorted(p for p in folder.iterdir() if p.suffix == ".mat" and p.is_file())
 
     def sample_observations_from_factors(self, factors, rng=None):
         return to_float(self.images[self.factors_to_index(factors)])

@@ -126,6 +126,7 @@ class DSprites(GroundTruthData):
     factor_sizes = (3, 6, 40, 32, 32)
     x_shape = (1, 64, 64)
     shape_names = ("square", "ellipse", "heart")
+    stands_in_for = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 
     paints = True
 

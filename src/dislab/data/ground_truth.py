@@ -8,13 +8,20 @@ On a device (``dataset.device``; ``dislab.data._device``): ``random_params`` dra
 few random numbers each image uses, exactly as the numpy renderer draws them, and ``paint`` renders
 the images with torch on the device of its inputs; ``render(factors, rng, device)`` does both. The
 numpy renderer is the reference each ``paint`` is tested against.
+
+Where the images come from (procedural, or which file: ``dislab.data.source``) is ``source()``, from the
+constructor arguments named by ``source_args``; a rendering that replaces a published file names it in
+``stands_in_for``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from dislab.data import source as sources
 from dislab.data._device import pack, render_rows
 
 
@@ -30,6 +37,41 @@ class GroundTruthData:
     device: str = "auto"
     #: whether ``paint`` renders with torch on a device; if not, ``render`` copies numpy images there
     paints: bool = False
+    #: the published file that the rendering without ``path`` stands in for; None: it stands in for nothing
+    stands_in_for: str | None = None
+    #: the constructor arguments naming what the images are read from: ``path`` (a file or a folder), then
+    #: any other file (each recorded under its own name)
+    source_args: tuple[str, ...] = ("path",)
+
+    @classmethod
+    def files_in(cls, folder: Path) -> list[Path]:
+        """The files a folder-backed data set reads in ``folder`` (what its checksum covers): here every
+        file below it that is not hidden; a data set that reads only some of them says which."""
+        return sorted(p for p in folder.rglob("*") if p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+    @classmethod
+    def source_of(cls, args) -> dict:
+        """Where ``cls(**args)`` reads its images from, without building it (``dislab.data.source``):
+        procedural without a ``path``, else the file or the folder (``files_in``) with its size and sha256."""
+        out = {"dataset": cls.__module__.rsplit(".", 1)[-1]}
+        path = args.get("path") if "path" in cls.source_args else None
+        if path is None or str(path) == "":
+            out.update(kind="procedural", stands_in_for=cls.stands_in_for)
+        elif Path(str(path)).expanduser().is_dir():
+            out.update(sources.folder_source(path, cls.files_in(Path(str(path)).expanduser())))
+        else:
+            out.update(sources.file_source(path))
+        for name in cls.source_args[1:]:
+            if args.get(name) is not None:
+                out[name] = sources.file_source(args[name])
+        return out
+
+    def source(self) -> dict:
+        """Where this data set's images come from (``source_of`` its own arguments), computed once."""
+        if "_source" not in self.__dict__:
+            self._source = self.source_of({k: getattr(self, k, None) for k in self.source_args})
+        return self._source
 
     @property
     def num_factors(self) -> int:

@@ -57,8 +57,7 @@ class Images(HeldImages):
                  max_memory_gb: float = 4.0, threads: int | None = None, device: str = "auto"):
         self.device = check_device(device)
         folder = existing(path, "images (a folder of image files)", directory=True)
-        files = sorted(Path(r) / f for r, _, fs in os.walk(folder) for f in fs
-                       if Path(f).suffix.lower() in EXTENSIONS)
+        files = self.files_in(folder)
         if not files:
             raise ValueError(f"images: {folder} holds no image files ({', '.join(sorted(EXTENSIONS))})")
         if size < 8:
@@ -72,6 +71,11 @@ class Images(HeldImages):
             raise ValueError(f"images: {folder} holds {len(files)} images = {nbytes / 2**30:.1f} GiB decoded, over "
                              f"max_memory_gb={max_memory_gb}; pass cache_dir=<folder> to keep them on disk")
         self.images = self._decode_all() if cache_dir is None else self._cached(Path(cache_dir))
+
+    @classmethod
+    def files_in(cls, folder):
+        """Every image file under ``folder`` (recursively), in path order: the one factor's values."""
+        return sorted(Path(r) / f for r, _, fs in os.walk(folder) for f in fs if Path(f).suffix.lower() in EXTENSIONS)
 
     def _decode_into(self, out: np.ndarray, block: int = 1024) -> None:
         load = lambda p: load_image(p, self.size, self.crop)  # noqa: E731

@@ -43,6 +43,7 @@ def load_background(path) -> np.ndarray:
 
 class ScreamDSprites(DSprites):
     x_shape = (3, 64, 64)
+    source_args = ("path", "background")  # the picture is part of the data
 
     def __init__(self, path=None, background=None, **kwargs):
         pic = load_background(background)  # before anything else: a bad file leaves nothing behind

@@ -199,6 +199,7 @@ class Shapes3D(GroundTruthData):
     factor_names = NAMES
     factor_sizes = SIZES
     x_shape = (3, 64, 64)
+    stands_in_for = "3dshapes.h5"
 
     def __init__(self, path=None, supersample: int = 2, device: str = "auto"):
         if supersample < 1:

@@ -61,10 +61,10 @@ class SmallNORB(HeldImages):
         self.device = check_device(device)
         folder = existing(path, "smallnorb (the folder of the six official smallnorb-*.mat files)", directory=True)
         images, feats = [], []
-        for chunk in CHUNKS:
-            name = lambda kind: existing(folder / f"smallnorb-{chunk}-{kind}.mat", "smallnorb")  # noqa: B023
-            dat, cat, info = read_matrix(name("dat"), np.uint8), read_matrix(name("cat"), np.int32), \
-                read_matrix(name("info"), np.int32)
+        files = self.files_in(folder)  # dat, cat, info of each half
+        for i, chunk in enumerate(CHUNKS):
+            dat, cat, info = (read_matrix(existing(f, "smallnorb"), dtype)
+                              for f, dtype in zip(files[3 * i:3 * i + 3], (np.uint8, np.int32, np.int32), strict=True))
             n = dat.shape[0]
             if dat.ndim != 4 or dat.shape[1] != 2 or cat.shape != (n,) or info.shape != (n, 4):
                 raise ValueError(f"smallnorb: {folder}: {chunk} files have shapes dat {dat.shape}, cat {cat.shape}, "
@@ -87,6 +87,11 @@ class SmallNORB(HeldImages):
         self.instances = feats[order, 1]
         self.counts, self.starts = counts, np.r_[0, np.cumsum(counts)[:-1]]
         self.factor_values = (np.arange(5), np.arange(30, 75, 5), np.arange(0, 360, 20), np.arange(6))  # degrees
+
+    @classmethod
+    def files_in(cls, folder):
+        """The six files, per half: dat, cat, info."""
+        return [folder / f"smallnorb-{chunk}-{kind}.mat" for chunk in CHUNKS for kind in ("dat", "cat", "info")]
 
     def random_params(self, factors, rng):
         """Which of the point's instances (n, 1)."""

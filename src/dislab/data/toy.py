@@ -19,6 +19,7 @@ class Toy(GroundTruthData):
     factor_names = ("posX", "posY", "scale", "intensity")
     factor_sizes = (8, 8, 4, 4)
     paints = True
+    source_args = ()  # procedural, standing in for nothing
 
     def __init__(self, size: int = 64, channels: int = 1, device: str = "auto"):
         if size < 16 or size % 16:

@@ -47,6 +47,27 @@ VARIANTS = ("lasso", "spearman")
 KL_ACTIVE = 0.01
 
 
+#: seeds a cell needs before its UDR means something. A run's UDR is the median of its pairwise scores against
+#: the other seeds of its cell (Duan et al. Sec. 3; disentanglement_lib ``compute_udr_sklearn``'s
+#: ``model_scores``: the median over every other model), a median so that one partner that learnt another
+#: code does not decide the score ("happy families are all alike": well disentangled runs agree with each
+#: other, poorly disentangled ones each in their own way). With 2 seeds each run has one partner and both runs
+#: get the same value (Spearman: exactly, R_ba = R_ab^T; Lasso nearly), so the cell's std is 0 and nothing is
+#: ranked; with 3 the median of two scores is their mean, and one odd partner moves it as much as it likes. From
+#: 4 seeds (3 partners) the median sets one odd partner aside.
+MIN_SEEDS = 4
+
+
+def seeds_warning(seeds: int) -> str | None:
+    """The caveat for a cell's UDR over ``seeds`` seeds: None from ``MIN_SEEDS`` on (and below 2: no UDR)."""
+    if not 2 <= seeds < MIN_SEEDS:
+        return None
+    what = "its one comparison, (nearly) the same for both runs" if seeds == 2 else \
+        f"the median (= mean) of its {seeds - 1} comparisons"
+    return (f"UDR over {seeds} seeds: each run's score is {what}, too few to rank runs; "
+            f"use at least {MIN_SEEDS} seeds per setting (seed='range({MIN_SEEDS})')")
+
+
 def active_latents(kl, threshold: float = KL_ACTIVE) -> np.ndarray:
     """Boolean mask of the active latents: mean KL > ``threshold`` (NaN counts as inactive)."""
     return np.asarray(kl, dtype=np.float64) > threshold

@@ -19,8 +19,10 @@ output directory), so a rank is one run, not a second sweep with its own summary
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,8 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
+
+from dislab.rundir import REFUSED
 
 log = logging.getLogger("dislab.sweep")
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -58,25 +62,57 @@ class SweepCallback(Callback):
         self._main_pid = None
         self._started = None
         self._saved = None
+        self._lock = None
 
     # ---- multirun -------------------------------------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """Before the sweeper writes or submits anything: one driver per sweep directory (``.sweep.lock``
+        names it; a second is refused with exit status 4), and a sweep directory an earlier, different
+        command filled is refused (exit status 2). Exceptions would only be logged as warnings by Hydra."""
+        from dislab.lock import SWEEP, RunDirInUse, RunLock
+
         self._main_pid, self._started = os.getpid(), time.time()
         _refuse_ddp_in_worker_processes(config)
         sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(sweep_dir, name=SWEEP).acquire()
+        except RunDirInUse as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(4) from None
+        except OSError as e:
+            print(f"error: cannot write the sweep directory {sweep_dir}: {e.strerror}", file=sys.stderr)
+            raise SystemExit(1) from None
+        atexit.register(self._release)
         previous = sweep_dir / "multirun.yaml"
+        shutil.rmtree(sweep_dir / REFUSED, ignore_errors=True)  # an earlier driver's: this one decides anew
         if not previous.exists():
             return
         before, now = _comparable(OmegaConf.load(previous)), _comparable(config)
         if before != now:
+            self._release()
             print(f"error: {sweep_dir} holds a sweep started with other settings:\n"
                   f"  before: {' '.join(before['overrides'])}\n  now:    {' '.join(now['overrides'])}\n"
                   f"its numbered job directories would not match these jobs; use another sweep_name "
                   f"(or hydra.sweep.dir), or delete {sweep_dir}", file=sys.stderr)
-            raise SystemExit(2)  # an Exception would only be logged as a warning by Hydra
+            raise SystemExit(2)
         log.info("re-running the sweep in %s: finished jobs are skipped", sweep_dir)
 
+    def __getstate__(self):  # joblib and submitit send the callback to the jobs: the driver's lock stays here
+        return {**self.__dict__, "_lock": None}
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self._end(config)
+        finally:
+            self._release()
+
+    def _end(self, config: DictConfig) -> None:
         if not (self.summary and _rank_zero()):
             return
         from dislab.sweep.summary import log_to_wandb, summarize, udr_to_runs
@@ -129,11 +165,22 @@ class SweepCallback(Callback):
         err = job_return._return_value
         out = Path(config.hydra.runtime.output_dir)
         line = f"{type(err).__name__}: {err}".replace("\n", " ")
+        from dislab import io
         from dislab.lock import RunDirInUse
+        from dislab.rundir import RunDirRefused
 
-        if _rank_zero() and not (out / "error.txt").exists() and not isinstance(err, RunDirInUse):
-            from dislab import io  # (a directory another process holds is that process's to write)
+        if isinstance(err, (RunDirInUse, RunDirRefused)):  # another process's directory, or another run's:
+            if _rank_zero():  # not this job's to write; the summary reads the job and why from the sweep directory
+                choices = OmegaConf.to_container(config.hydra.runtime.choices)
+                io.write_json(Path(config.hydra.sweep.dir) / REFUSED / f"{out.name}.json", {
+                    "error": line, "overrides": OmegaConf.to_container(config.hydra.overrides.task),
+                    "config": OmegaConf.to_container(job_return.cfg, resolve=False),
+                    "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
+        elif _rank_zero() and not (out / "error.txt").exists():
+            if not (out / ".hydra" / "config.yaml").exists():  # refused before it started: list it in the summary
+                from dislab.rundir import write_hydra
 
+                write_hydra(out, job_return.cfg, job_return.hydra_cfg.hydra)
             io.write_text(out / "error.txt", line + "\n")
         log.error("job %s failed (the sweep goes on): %s", config.hydra.job.num, line,
                   exc_info=(type(err), err, err.__traceback__) if isinstance(err, BaseException) else None)

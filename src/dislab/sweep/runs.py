@@ -16,14 +16,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from dislab.rundir import REFUSED, is_bookkeeping, override_key, what_trained
+
 # how a job ended: done (metrics.json), else what error.txt's first line "<status>: ..." names (any other
 # line: failed), else incomplete (no result, no error: still running, or killed without a word)
 NAMED = ("cancelled", "timed out", "pre-empted", "interrupted", "cannot run")
 STATUSES = ("done", "failed", *NAMED, "incomplete")
-
-# overrides that say where or how a job ran, not what it trained: never a hyperparameter
-NOT_HYPERPARAMETERS = ("seed", "launcher", "run_dir", "group", "sweep_name", "hydra", "threads")
-
 
 @dataclass
 class Run:
@@ -49,25 +47,9 @@ class Run:
         return self.config.get("seed")
 
 
-def override_key(override: str) -> str:
-    """``+net.hidden=32`` -> ``net.hidden``; ``model=vae`` -> ``model``."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def is_bookkeeping(override: str) -> bool:
-    key = override_key(override)
-    return key.split(".")[0].split("/")[0] in NOT_HYPERPARAMETERS
-
-
 def cell_of(overrides: list[str]) -> tuple[str, ...]:
-    """The sweep cell of a job: its overrides minus ``seed`` (and where it ran)."""
-    return tuple(o for o in overrides if not is_bookkeeping(o))
-
-
-def what_trained(overrides) -> list[str]:
-    """The overrides that decide what a run trained (its knobs and seed, not where or how it ran), sorted:
-    ``metrics.json`` records them, so a job directory that a re-run would reuse for other knobs is caught."""
-    return sorted(str(o) for o in overrides if override_key(str(o)) == "seed" or not is_bookkeeping(str(o)))
+    """The sweep cell of a job: the overrides that decide what it trained, minus ``seed``."""
+    return tuple(o for o in overrides if not is_bookkeeping(o) and override_key(o) != "seed")
 
 
 def read_run(run_dir) -> Run:
@@ -82,9 +64,14 @@ def read_run(run_dir) -> Run:
         node = OmegaConf.select(OmegaConf.load(hydra / "hydra.yaml"), "hydra.runtime.choices")
         choices = {k: v for k, v in OmegaConf.to_container(node).items() if not k.startswith("hydra/")} if node else {}
     run = Run(dir=d, overrides=[str(o) for o in overrides], config=config, choices=choices, status="incomplete")
-    done, error = d / "metrics.json", d / "error.txt"
+    done, error, refused = d / "metrics.json", d / "error.txt", d.parent / REFUSED / f"{d.name}.json"
+    if refused.exists():  # this sweep's job was refused the directory (another run's, or in use): not its result
+        said = json.loads(refused.read_text())
+        return Run(dir=d, overrides=said["overrides"], config=said["config"], choices=said["choices"],
+                   status="failed", error=said["error"])
     saved = json.loads(done.read_text()) if done.exists() else None
-    if saved is not None and saved.get("overrides") not in (None, what_trained(run.overrides)):
+    if saved is not None and saved.get("overrides") is not None \
+            and what_trained(saved["overrides"]) != what_trained(run.overrides):
         saved = None  # metrics.json is another run's (dislab.train.run refused to reuse it: error.txt says so)
     if saved is not None:
         run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
@@ -115,11 +102,11 @@ def rescores(run_dir) -> list[tuple[Path, dict]]:
 def run_dirs(root) -> list[Path]:
     """Run directories at or below ``root`` (a run or a sweep directory), in job order."""
     root = Path(root)
-    found = []
+    found = [p.parent.parent / p.stem for p in root.rglob(f"{REFUSED}/*.json")]  # jobs refused their directory
     for cfg in root.rglob(".hydra/config.yaml"):
         d = cfg.parent.parent
         rel = d.relative_to(root).parts
-        if any(p.startswith(".") or p in ("wandb", "report") for p in rel):
+        if any(p.startswith(".") or p in ("wandb", "report") for p in rel) or d in found:
             continue
         found.append(d)
     return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(root).parts])
@@ -160,7 +147,7 @@ def hyperparameters(runs: list[Run]) -> list[str]:
     for r in runs:
         for o in r.overrides:
             k = override_key(o)
-            if k != "model" and not is_bookkeeping(o) and k not in keys:
+            if k not in ("model", "seed") and not is_bookkeeping(o) and k not in keys:
                 keys.append(k)
     return [k for k in keys if len({json.dumps(value_of(r, k), sort_keys=True, default=str) for r in runs}) > 1]
 

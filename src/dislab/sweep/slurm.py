@@ -275,6 +275,10 @@ class SlurmLauncher(SubmititSlurmLauncher):
             config = j.config or self._config(j.overrides, j.num)
             _save_hydra_files(config, j.run_dir / str(config.hydra.output_subdir or ".hydra"))
         line = self._what_happened(j, result)
+        from dislab.lock import held
+
+        if held(j.run_dir):  # another process writes that directory now (a run of its own): not ours to write
+            line = None
         if line:
             from dislab import io
 

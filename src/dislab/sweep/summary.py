@@ -50,7 +50,8 @@ def _representation(run: Run) -> dict | None:
 def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, list[dict]]:
     """UDR across the seeds of every cell (``dislab.metrics.udr.udr``; ``kwargs`` go to it:
     ``kl_threshold``, ``alpha``). Returns ``{job dir: {udr_<variant>: score}}`` and one record per
-    cell. A cell with fewer than two finished runs has no UDR (the record says why)."""
+    cell. A cell with fewer than two finished runs has no UDR (the record says why); one with fewer than
+    ``dislab.metrics.udr.MIN_SEEDS`` has UDR with a ``warning`` that it means little."""
     cells: dict[tuple, list[Run]] = {}
     for r in runs:
         cells.setdefault(cell_of(r.overrides), []).append(r)
@@ -72,7 +73,7 @@ def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, lis
         elif len(sizes) > 1 or len({int(rep.get("eval_seed", 0)) for rep in reps}) > 1:
             rec["note"] = "runs were scored on different evaluation points (num_eval/eval_seed differ)"
         else:
-            from dislab.metrics.udr import udr
+            from dislab.metrics.udr import seeds_warning, udr
 
             try:
                 scores = udr(reps, variants=tuple(variants), **kwargs)
@@ -83,6 +84,8 @@ def compute_udr(runs: list[Run], variants=VARIANTS, **kwargs) -> tuple[dict, lis
             for v in variants if scores else ():
                 rec[f"udr_{v}"] = [s[f"udr_{v}"] for s in scores]
                 rec[f"udr_{v}_mean"] = float(np.mean(rec[f"udr_{v}"]))
+            if scores and seeds_warning(len(used)):
+                rec["warning"] = seeds_warning(len(used))
             for r, s in zip(used, scores, strict=False):
                 per_run[str(r.dir)] = dict(s)
         records.append(rec)
@@ -158,8 +161,10 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
         c["runs"] = [_relative(p, sweep_dir) for p in c["runs"]]
         for u in c["unfinished"]:
             u["run"] = _relative(u["run"], sweep_dir)
+    from dislab.metrics.udr import MIN_SEEDS
+
     atomic.write_json(sweep_dir / "udr.json", {
-        "variants": list(VARIANTS), "settings": udr_kwargs or {}, "cells": cells,
+        "variants": list(VARIANTS), "settings": udr_kwargs or {}, "min_seeds": MIN_SEEDS, "cells": cells,
         "runs": {_relative(k, sweep_dir): v for k, v in per_run.items()}})
     metric_keys = sorted({k for r in runs for k in r.metrics})
     failed = [r for r in runs if r.status != "done"]
@@ -185,6 +190,11 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
         label = " ".join(o for o in c["overrides"] if o not in common) or "(all runs)"
         if means:
             text.append(f"UDR {label}: {', '.join(means)} (mean over {len(c['runs'])} seeds)")
+    few = [f"{' '.join(o for o in c['overrides'] if o not in common) or '(all runs)'} ({len(c['runs'])} seeds)"
+           for c in cells if c.get("warning")]
+    if few:  # one line: each run's UDR compares it with the other seeds of its cell, too few of them here
+        text.append(f"warning: UDR over fewer than {MIN_SEEDS} seeds means little (each run's score is the median "
+                    f"of its comparisons with the other seeds): {', '.join(few)}; see udr.json")
     text.append(f"written: {sweep_dir / 'sweep_summary.csv'}, {sweep_dir / 'udr.json'}")
     return {"runs": runs, "table": table, "udr": cells, "failed": failed, "text": "\n".join(text),
             "dir": str(sweep_dir)}

@@ -1,0 +1,114 @@
+"""The run directory: what decides a run, and the one definition of a bookkeeping override.
+
+A run directory holds ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml``. dislab writes them
+itself (``write_hydra``, with ``hydra.output_subdir: null`` in ``conf/train.yaml``), once a command has
+been accepted for the directory: a command that is refused (another run's settings, a resume with a
+changed knob, a directory in use) leaves every file as it was.
+
+*Bookkeeping* is what says where or how a run ran and what it logs, not what it trained or how it is
+scored (``BOOKKEEPING``): the launcher, the run directory, threads, the trackers, checkpoint and
+progress settings... Everything else decides the run: the model and its knobs, the network, the data
+set, the seed, the step budget, the metrics and their settings. Run names, sweep cells, the report, the
+re-use guard and the resume guard all use this one definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dislab.validate import ConfigError
+
+HYDRA = ".hydra"
+CONFIG, HYDRA_CONFIG, OVERRIDES = "config.yaml", "hydra.yaml", "overrides.yaml"
+METRICS, ERROR, CHECKPOINT = "metrics.json", "error.txt", "checkpoints/last.ckpt"
+REFUSED = "refused"  # <sweep dir>/refused/<job>.json: a job refused its directory (in use, another run's), and why
+
+# config keys (dotted; a key covers what is below it) and config groups that say where or how a run ran and what
+# it logs: never part of what a run trained, of its name, of a sweep cell, or of a resume's comparison
+BOOKKEEPING = ("hydra", "launcher", "sweeper", "sweep", "run_dir", "group", "sweep_name", "threads", "logger",
+               "callbacks", "checkpoint_every", "metrics_every", "metrics_during", "eval_untrained", "resume",
+               "extend", "objective", "compile", "compile_mode", "channels_last", "dataset.device",
+               "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+               "trainer.default_root_dir")
+
+
+class RunDirRefused(ConfigError):
+    """The run directory holds a run of other settings (exit status 2); nothing was written."""
+
+
+def override_key(override: str) -> str:
+    """``+net.hidden=32`` -> ``net.hidden``; ``model=vae`` -> ``model``; ``metrics@metrics_during=x`` ->
+    ``metrics_during``; ``hydra/launcher=x`` -> ``hydra.launcher``."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key.split("@", 1)[1] if "@" in key else key.replace("/", ".")
+
+
+def _covered(key: str) -> bool:
+    return any(key == b or key.startswith(b + ".") for b in BOOKKEEPING)
+
+
+def is_bookkeeping(override: str) -> bool:
+    """Whether a command-line override only says where or how a run ran, or what it logs (``BOOKKEEPING``)."""
+    return _covered(override_key(str(override)))
+
+
+def what_trained(overrides) -> list[str]:
+    """The overrides that decide what a run trained (its knobs and seed, not where or how it ran), sorted:
+    ``metrics.json`` records them, so a job directory that a re-run would reuse for other knobs is caught."""
+    return sorted(str(o) for o in overrides if not is_bookkeeping(str(o)))
+
+
+def settings(config) -> dict:
+    """A run's config as flat ``key -> value`` without bookkeeping: what decides the run (resolved)."""
+    if not isinstance(config, DictConfig):
+        config = OmegaConf.create(config)
+    node = OmegaConf.masked_copy(config, [k for k in config if not _covered(str(k))])
+    for key in [b for b in BOOKKEEPING if "." in b]:
+        parent, leaf = key.rsplit(".", 1)
+        sub = OmegaConf.select(node, parent, default=None)
+        if isinstance(sub, DictConfig) and leaf in sub:
+            sub.pop(leaf)  # (masked_copy copied it: the run's config is untouched)
+    raw, flat = _flat(OmegaConf.to_container(node, resolve=False)), _flat(OmegaConf.to_container(node, resolve=True))
+    return {k: v for k, v in flat.items() if not ("." in k and _COPY.match(str(raw.get(k, ""))))}
+
+
+_COPY = re.compile(r"^\$\{[A-Za-z_]\w*\}$")  # a nested value that is a top-level knob (``model.beta: ${beta}``)
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict) and node:
+        out = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def saved_config(run_dir) -> DictConfig | None:
+    path = Path(run_dir) / HYDRA / CONFIG
+    return OmegaConf.load(path) if path.exists() else None
+
+
+def differences(before: dict, now: dict) -> list[str]:
+    """``key=<before> (now <now>)`` for each setting that differs, in the config's order."""
+    def show(v):
+        return json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
+
+    keys = list(dict.fromkeys([*before, *now]))
+    return [f"{k}={show(before.get(k))} (now {show(now.get(k))})" for k in keys if before.get(k) != now.get(k)]
+
+
+def write_hydra(run_dir, cfg, hydra_cfg=None) -> None:
+    """``.hydra/config.yaml`` (the task's config), ``hydra.yaml`` and ``overrides.yaml`` as Hydra writes them,
+    atomically; without Hydra, ``config.yaml`` alone."""
+    from dislab import io as atomic
+
+    out = Path(run_dir) / HYDRA
+    atomic.write_text(out / CONFIG, OmegaConf.to_yaml(cfg))
+    if hydra_cfg is not None:
+        atomic.write_text(out / HYDRA_CONFIG, OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+        atomic.write_text(out / OVERRIDES, OmegaConf.to_yaml(hydra_cfg.overrides.task))
