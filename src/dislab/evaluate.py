@@ -186,7 +186,7 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
     from dislab.console import Console, bar, interactive
     from dislab.load import load_run
     from dislab.lock import RunLock
-    from dislab.train import versions
+    from dislab.rundir import versions
     from dislab.validate import validate
     from dislab.wandb_records import run_id
 

@@ -154,7 +154,7 @@ def _refusal(run_dir: Path, name: str, holder: dict, age: float) -> RunDirInUse:
 
 
 @contextlib.contextmanager
-def _serialised(run_dir: Path):
+def serialised(run_dir: Path):
     """flock on the directory while a stale lock is replaced (no-op where unsupported)."""
     try:
         import fcntl
@@ -195,7 +195,7 @@ class RunLock:
             return self
         self.me = _me()
         if not self._create():
-            with _serialised(self.run_dir):
+            with serialised(self.run_dir):
                 held = _read(self.path)
                 why = _stale(*held) if held and held[0] else ("unreadable and old" if held else "gone")
                 if why is None:

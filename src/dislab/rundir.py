@@ -36,6 +36,22 @@ BOOKKEEPING = ("hydra", "launcher", "sweeper", "sweep", "run_dir", "group", "swe
                "trainer.default_root_dir")
 
 
+PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the packages a result depends on (``metrics.json`` records them)."""
+    from importlib import metadata
+
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 class RunDirRefused(ConfigError):
     """The run directory holds a run of other settings (exit status 2); nothing was written."""
 

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -31,24 +30,12 @@ from dislab.rundir import (
     override_key,
     saved_config,
     settings,
+    versions,
     what_trained,
     write_hydra,
 )
 
 log = logging.getLogger("dislab")
-PACKAGES = ("dislab", "torch", "pytorch-lightning", "hydra-core", "numpy", "scikit-learn", "wandb")
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _hydra():
     return HydraConfig.get() if HydraConfig.initialized() else None
 
@@ -215,10 +202,10 @@ def _mlflow_experiment(uri: str, name: str, artifact_location: str | None) -> No
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from dislab.lock import _serialised
+    from dislab.lock import serialised
 
     folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
-    with _serialised(folder) if folder else contextlib.nullcontext():
+    with serialised(folder) if folder else contextlib.nullcontext():
         client = MlflowClient(uri)
         if client.get_experiment_by_name(name) is None:
             try:
@@ -342,12 +329,6 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         lock.release()
 
 
-def rank_zero() -> bool:
-    from dislab.lock import is_other_rank
-
-    return not is_other_rank()
-
-
 def _finished(run_dir: Path) -> dict[str, float]:
     log.info("%s is complete; skipping (delete it, or extend=true with more steps, to train again)",
              run_dir / METRICS)
@@ -366,7 +347,7 @@ def _accept(cfg, run_dir: Path) -> str:
             if None not in (saved, mine) and what_trained(saved) != mine:
                 raise RunDirRefused(f"{run_dir / METRICS} holds a run of {' '.join(saved) or 'the defaults'}, not "
                                     f"of {' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
-            return "done" if finished else "new"
+            return "done"
         return "new"
     diff = differences(settings(before), settings(cfg))
     if not diff:
@@ -427,6 +408,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     from dislab.console import Console, interactive, quiet_library_noise, quiet_loggers
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
+    from dislab.lock import is_other_rank
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -447,17 +429,18 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
-    if rank_zero():  # the command is accepted and its input valid: the directory is this run's
-        if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
-            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
-            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
-        write_hydra(run_dir, cfg, _hydra())
     ckpt_path = run_dir / CHECKPOINT
     resume, budgets = bool(cfg.resume) and ckpt_path.exists(), [int(cfg.steps)]
     if resume:
         dm.start_step, before = _resume_step(ckpt_path, cfg)
-        before = before or [int(saved_config(run_dir).steps)]
+        before = before or [int(saved_config(run_dir).steps)]  # (a checkpoint of before budgets were kept)
         budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
+    if not is_other_rank():  # the command is accepted and its input valid: the directory is this run's
+        if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
+            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
+            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
+        write_hydra(run_dir, cfg, _hydra())
+    if resume:
         extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
         con.info("resuming %s from step %d%s", run_dir, dm.start_step, extended)
 

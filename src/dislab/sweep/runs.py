@@ -72,7 +72,7 @@ def read_run(run_dir) -> Run:
     saved = json.loads(done.read_text()) if done.exists() else None
     if saved is not None and saved.get("overrides") is not None \
             and what_trained(saved["overrides"]) != what_trained(run.overrides):
-        saved = None  # metrics.json is another run's (dislab.train.run refused to reuse it: error.txt says so)
+        saved = None  # metrics.json is another run's (a directory written before run() refused such re-use)
     if saved is not None:
         run.status, run.metrics, run.global_step = "done", dict(saved.get("metrics", {})), saved.get("global_step")
         for path, again in rescores(d):
