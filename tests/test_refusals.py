@@ -37,7 +37,8 @@ def fingerprint(root) -> dict[str, str]:
 def test_a_refused_command_writes_nothing_and_the_same_command_resumes(tmp_path):
     """A finished run and an interrupted one (its checkpoint, no metrics.json) are fingerprinted; each refusal
     through train.py (another knob, another model, another net, another step budget, a smaller extension, a bad
-    value, a directory in use) exits non-zero with one line naming what differs and leaves every file as it was;
+    value, a directory in use, eval.py on a directory in use) exits non-zero with one line naming what differs and
+    leaves every file as it was;
     the same command resumes the interrupted run and skips the finished one."""
     from dislab.lock import RunLock
 
@@ -72,6 +73,10 @@ def test_a_refused_command_writes_nothing_and_the_same_command_resumes(tmp_path)
         out = _cli("train.py", *base, f"hydra.run.dir={cut}")
     assert out.returncode == 4 and f"PID {os.getpid()}" in out.stderr, out.stderr[-2000:]
     assert fingerprint(cut) == before[cut]
+    with RunLock(done):  # a re-score while it is in use: refused, no eval/<time>/ left behind
+        out = _cli("eval.py", f"run={done}", "metrics=mig", "++metrics.mig.num_train=128")
+    assert out.returncode == 4 and f"PID {os.getpid()}" in out.stderr, out.stderr[-2000:]
+    assert fingerprint(done) == before[done]
 
     again = _cli("train.py", *base, "logger=csv", f"hydra.run.dir={cut}")  # bookkeeping may change
     assert again.returncode == 0, again.stderr[-3000:]
