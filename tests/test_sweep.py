@@ -375,3 +375,21 @@ def test_a_finished_run_directory_is_not_reused_for_other_knobs(tmp_path):
         assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_the_summary_runs_keys_name_cells_by_what_tells_them_apart(tmp_path):
+    """``<metric>_mean/<cell>`` keys carry only the overrides the sweep's cells do not all share (not the steps,
+    data set or metrics every job ran with); a sweep of one cell is ``all``; seeds never split a cell."""
+    from dislab.sweep.runs import Run
+    from dislab.sweep.summary import cell_labels
+
+    def job(*over):
+        return Run(dir=tmp_path, overrides=list(over), config={}, choices={}, status="done")
+
+    shared = ["dataset=toy", "steps=300", "metrics=mig", "logger=none"]
+    runs = [job(*shared, "model=beta_vae", "beta=4", f"seed={s}") for s in (0, 1)] + \
+        [job(*shared, "model=beta_vae", "beta=8", "seed=0"), job(*shared, "model=vae", "seed=0")]
+    assert sorted(cell_labels(runs).values()) == ["model=beta_vae beta=4", "model=beta_vae beta=8", "model=vae"]
+    assert cell_labels(runs)["dataset=toy steps=300 metrics=mig model=beta_vae beta=8"] == "model=beta_vae beta=8"
+    assert sorted(cell_labels(runs[:3]).values()) == ["beta=4", "beta=8"]
+    assert list(cell_labels(runs[:2]).values()) == ["all"]

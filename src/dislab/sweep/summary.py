@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from dislab import io as atomic
+from dislab.rundir import is_bookkeeping, override_key
 from dislab.sweep.runs import (
     STATUSES,
     Run,
     cell_of,
     finite,
-    is_bookkeeping,
     order_metrics,
-    override_key,
     read_run,
     run_dirs,
     value_of,
@@ -241,6 +240,14 @@ def cell_table(summary: dict) -> tuple[list[str], list[list]]:
     return cols, out
 
 
+def cell_labels(runs: list[Run]) -> dict[str, str]:
+    """Each cell (``cell_of``, joined) -> the overrides that tell it from the sweep's other cells (those every
+    cell shares left out), or ``all`` where nothing does: the cell's name in the summary run's keys."""
+    cells = {" ".join(c): c for c in (cell_of(r.overrides) for r in runs)}
+    common = set.intersection(*map(set, cells.values())) if len(cells) > 1 else set().union(*cells.values())
+    return {name: " ".join(o for o in c if o not in common) or "all" for name, c in cells.items()}
+
+
 def udr_to_runs(summary: dict) -> list[Path]:
     """Each finished job's UDR scores (``udr_lasso``, ``udr_spearman``: against the other seeds of its
     cell) as summary values of the job's own W&B run, resumed by its id. Returns the jobs written to."""
@@ -258,7 +265,8 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
                  group: str | None = None) -> Path | None:
     """One W&B run (job type ``sweep-summary``): config = the sweep's directory, axes (``sweep_axes``)
     and jobs; values = the job table (``sweep_summary``), the cell table (``cells``) and, per cell,
-    ``<metric>_mean/<cell>`` and ``udr_<variant>/<cell>`` (means over that cell's seeds). Offline
+    ``<metric>_mean/<cell>`` and ``udr_<variant>/<cell>`` (means over that cell's seeds; ``<cell>``: its
+    overrides that the other cells do not share, ``cell_labels``). Offline
     unless ``WANDB_MODE`` says otherwise. Returns its local run directory."""
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -275,8 +283,9 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
         values = {"sweep_summary": wandb.Table(columns=cols, data=data)}
         cell_cols, cells = cell_table(summary)
         values["cells"] = wandb.Table(columns=cell_cols, data=cells)
+        labels = cell_labels(summary["runs"])
         for row in cells:
-            label = row[0] or "all"
+            label = labels[row[0]]
             for c, v in zip(cell_cols[2:], row[2:], strict=True):
                 if v is not None and c.endswith("_mean"):
                     values[f"{c.removesuffix('_mean') if c.startswith('udr_') else c}/{label}"] = v
