@@ -179,6 +179,36 @@ def test_failing_cancelled_interrupted_and_timed_out_jobs_then_a_rerun_redoes_on
     assert "5 jobs, 5 done (1 from an earlier run, skipped)" in again.output()
 
 
+def test_a_second_driver_on_a_sweep_directory_in_use_is_refused_before_it_submits(slurm, tmp_path):
+    """The same command twice at once: the second driver is refused in one line naming the first (exit 4) and
+    submits nothing, writes nothing into the sweep or its job's directory; the first ends as if alone."""
+    d, hold = tmp_path / "s", tmp_path / "hold"
+    hold.mkdir()
+    for job in (0, 1):
+        (hold / str(job)).touch()
+    args = [*SLURM, "model=vae", "seed=0,1", "steps=30", "checkpoint_every=5", *TINY,
+            "dataset._target_=held_toy.HeldToy", f"+dataset.hold={hold}"]
+    first = Sweep(slurm, d, *args)
+    arr = first.array()
+    first.checkpoint(0)  # its job trains, held
+    job = {p.name: p.stat().st_mtime_ns for p in (d / "0").rglob("*") if p.is_file() and p.name != ".lock"}
+    sweep_files = {p.name: p.stat().st_mtime_ns for p in d.iterdir() if p.is_file() and p.name != ".sweep.lock"}
+    second = Sweep(slurm, d, *args)
+    assert second.wait() == 4, second.output()[-4000:]
+    said = [line for line in second.output().splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and f"sweep directory {d} is in use by PID {first.proc.pid}" in said[0], said
+    assert {p.name: p.stat().st_mtime_ns for p in d.iterdir() if p.is_file() and p.name != ".sweep.lock"} \
+        == sweep_files
+    assert sorted(p.name for p in (d / ".submitit").glob("*_*") if p.is_dir()) == [f"{arr}_0", f"{arr}_1"]
+    assert not (d / "0" / "error.txt").exists() and not (d / "refused").exists()
+    now = {p.name: p.stat().st_mtime_ns for p in (d / "0").rglob("*") if p.is_file() and p.name != ".lock"}
+    assert all(now.get(name) is not None for name in job)  # (the first's job goes on writing its own files)
+    for job in (0, 1):
+        (hold / str(job)).unlink()
+    assert first.wait() == 0, first.output()[-4000:]
+    assert [r["status"] for r in summary(d).values()] == ["done", "done"] and not (d / ".sweep.lock").exists()
+
+
 def test_a_clean_two_by_two_sweep(side_by_side):
     sweep = side_by_side["clean"]
     assert sweep.wait() == 0, sweep.output()[-4000:]
