@@ -112,6 +112,11 @@ def test_extend_trains_a_finished_run_on_and_equals_the_longer_run(tmp_path):
         run(_hydra_job(tmp_path / "a", [*common, "steps=4"]))
         run(_hydra_job(tmp_path / "a", [*common, "steps=8", "extend=true"]))
         run(_hydra_job(tmp_path / "b", [*common, "steps=8"]))
+        run(_hydra_job(tmp_path / "c", [*common, "steps=4"]))  # a checkpoint written before budgets were kept:
+        old = torch.load(tmp_path / "c" / "checkpoints" / "last.ckpt", weights_only=False)
+        del old["callbacks"]["AtomicCheckpoint"]["budgets"]  # its first budget is the steps its config said
+        torch.save(old, tmp_path / "c" / "checkpoints" / "last.ckpt")
+        run(_hydra_job(tmp_path / "c", [*common, "steps=8", "extend=true"]))
     finally:
         HydraConfig.instance().cfg = None
     a, b = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=False) for d in "ab")
@@ -119,6 +124,7 @@ def test_extend_trains_a_finished_run_on_and_equals_the_longer_run(tmp_path):
     for k, v in b["state_dict"].items():
         assert torch.equal(a["state_dict"][k], v), k
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["budgets"] == [4, 8]
     assert saved["budgets"] == [4, 8] and json.loads((tmp_path / "b" / "metrics.json").read_text())["budgets"] == [8]
     assert saved["metrics"] == json.loads((tmp_path / "b" / "metrics.json").read_text())["metrics"]
     assert json.loads((tmp_path / "a" / "metrics.4.json").read_text())["global_step"] == 4
@@ -205,3 +211,26 @@ def test_run_names_and_what_trained_leave_out_bookkeeping(tmp_path):
     assert cell_of(over) == ("model=beta_tcvae", "steps=300", "metrics=none", "beta=8", "lr=0.001")
     assert not is_bookkeeping("dataset=shapes3d") and not is_bookkeeping("+net.hidden=32")
     assert is_bookkeeping("logger.wandb.project=x") and not is_bookkeeping("loggers=x")
+
+
+def test_a_sweep_of_other_settings_is_refused_before_it_touches_the_directory(tmp_path, capsys):
+    """A sweep directory that another command filled: refused (exit 2) with every file as it was, including the
+    earlier driver's records of refused jobs; the same command goes on and clears those records."""
+    from omegaconf import OmegaConf
+
+    from dislab.sweep.callback import SweepCallback
+
+    first = compose(["seed=0", *TINY, f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+    OmegaConf.save(first, tmp_path / "multirun.yaml")
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "refused" / "0.json").write_text("{}")
+    before = fingerprint(tmp_path)
+    other = compose(["seed=1", *TINY, f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+    with pytest.raises(SystemExit) as e:
+        SweepCallback().on_multirun_start(other)
+    assert e.value.code == 2 and "holds a sweep started with other settings" in capsys.readouterr().err
+    assert fingerprint(tmp_path) == before
+    again = SweepCallback()
+    again.on_multirun_start(first)
+    again._release()
+    assert not (tmp_path / "refused").exists()

@@ -431,16 +431,16 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     ckpt_path = run_dir / CHECKPOINT
     resume, budgets = bool(cfg.resume) and ckpt_path.exists(), [int(cfg.steps)]
-    if resume:
-        dm.start_step, before = _resume_step(ckpt_path, cfg)
-        before = before or [int(saved_config(run_dir).steps)]  # (a checkpoint of before budgets were kept)
-        budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
+    previous = saved_config(run_dir) if resume else None  # (read before it is rewritten)
     if not is_other_rank():  # the command is accepted and its input valid: the directory is this run's
         if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
             step = json.loads((run_dir / METRICS).read_text()).get("global_step")
             os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
         write_hydra(run_dir, cfg, _hydra())
     if resume:
+        dm.start_step, before = _resume_step(ckpt_path, cfg)
+        before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
+        budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
         extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
         con.info("resuming %s from step %d%s", run_dir, dm.start_step, extended)
 
