@@ -144,9 +144,7 @@ class Console:
         warning = stand_in_warning(data.source())
         if warning:  # before the summary: a procedural stand-in's scores are not the published ones
             log.warning(self.prefix + "%s", warning)
-        width = max(len(k) for k, _ in rows)
-        for k, v in rows:
-            self.info("%s  %s", k.ljust(width), v)
+        self.rows(rows)
 
     def end(self, run_dir: Path, values: dict, untrained: dict, pictures: dict, views=()) -> None:
         """The final metrics, then where everything is: the run directory, metrics.json, the pictures, when W&B

@@ -85,18 +85,18 @@ class SweepCallback(Callback):
             raise SystemExit(1) from None
         atexit.register(self._release)
         previous = sweep_dir / "multirun.yaml"
-        shutil.rmtree(sweep_dir / REFUSED, ignore_errors=True)  # an earlier driver's: this one decides anew
-        if not previous.exists():
-            return
-        before, now = _comparable(OmegaConf.load(previous)), _comparable(config)
-        if before != now:
+        before = _comparable(OmegaConf.load(previous)) if previous.exists() else None
+        now = _comparable(config)
+        if before not in (None, now):
             self._release()
             print(f"error: {sweep_dir} holds a sweep started with other settings:\n"
                   f"  before: {' '.join(before['overrides'])}\n  now:    {' '.join(now['overrides'])}\n"
                   f"its numbered job directories would not match these jobs; use another sweep_name "
                   f"(or hydra.sweep.dir), or delete {sweep_dir}", file=sys.stderr)
             raise SystemExit(2)
-        log.info("re-running the sweep in %s: finished jobs are skipped", sweep_dir)
+        shutil.rmtree(sweep_dir / REFUSED, ignore_errors=True)  # an earlier driver's: this one decides anew
+        if before is not None:
+            log.info("re-running the sweep in %s: finished jobs are skipped", sweep_dir)
 
     def __getstate__(self):  # joblib and submitit send the callback to the jobs: the driver's lock stays here
         return {**self.__dict__, "_lock": None}
