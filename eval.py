@@ -12,7 +12,7 @@ def main(cfg):
 
     from hydra.core.hydra_config import HydraConfig
 
-    from dislab.evaluate import rescore
+    from dislab.rescore import rescore
 
     out = Path(HydraConfig.get().runtime.output_dir)
     try:

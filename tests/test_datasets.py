@@ -505,7 +505,7 @@ def test_scream_dsprites_inverts_a_random_crop_of_the_background(tmp_path):
 
 # ---- preview and training --------------------------------------------------------------------------
 def test_preview_writes_samples_then_one_row_per_factor(tmp_path):
-    from dislab.data.preview import LABEL_WIDTH, PAD, main
+    from dislab.preview import LABEL_WIDTH, PAD, main
 
     out = main(["dataset=toy", f"out={tmp_path / 'p.png'}", "cols=6", "rows=2", "+size=32"])
     img = np.asarray(Image.open(out))

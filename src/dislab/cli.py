@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import itertools
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-
-
-@functools.lru_cache(maxsize=None)
-def model_knobs(conf: Path = CONF) -> dict[str, dict]:
-    """Top-level knobs each ``conf/model/<name>.yaml`` declares, with their YAML defaults (not the
-    shared ones it may set, such as infogan's ``lr``)."""
-    shared = set(OmegaConf.load(conf / "train.yaml")) | {"model", "defaults"}
-    out = {}
-    for p in sorted((conf / "model").glob("*.yaml")):
-        node = OmegaConf.load(p)
-        out[p.stem] = {k: node[k] for k in node if k not in shared}
-    return out
+from dislab.conf import CONF, model_knobs, short_name
 
 
 def _fail(msg: str):
@@ -161,7 +148,7 @@ def _check_knobs_exist(cfg, knobs: list[str], conf: Path) -> None:
     known_models = model_knobs(conf)
     for key in knobs:
         if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-            model = cfg.model._target_.rsplit(".", 1)[0].rsplit(".", 1)[-1]
+            model = short_name(cfg.model)
             owners = [m for m, ks in known_models.items() if key.split(".")[0] in ks]
             mine = sorted(known_models.get(model, ())) or ["none"]
             if owners:

@@ -75,12 +75,6 @@ def interactive() -> bool:
     return bool(sys.stdout.isatty() and sys.stderr.isatty() and not multirun and not batch)
 
 
-def _name(target: str) -> str:
-    """``dislab.models.beta_tcvae.BetaTCVAE`` -> ``beta_tcvae`` (one word, one thing); any other target as it is."""
-    parts = target.split(".")
-    return parts[2] if parts[0] == "dislab" and len(parts) > 3 else target
-
-
 class Console:
     """Lines for one run, prefixed by ``prefix`` (the job's name where there is no terminal)."""
 
@@ -112,14 +106,14 @@ class Console:
         """A readable summary of what is about to run."""
         from hydra.core.hydra_config import HydraConfig
 
-        from dislab.cli import model_knobs
+        from dislab.conf import model_knobs, short_name
         from dislab.data.source import describe, stand_in_warning
 
         hc = HydraConfig.get() if HydraConfig.initialized() else None
         choices = hc.runtime.choices if hc else {}
-        kind = _name(cfg.model._target_)
-        net = choices.get("net", _name(cfg.net._target_))
-        dataset = choices.get("dataset", _name(cfg.dataset._target_))
+        kind = short_name(cfg.model)
+        net = choices.get("net", short_name(cfg.net))
+        dataset = choices.get("dataset", short_name(cfg.dataset))
         knobs = ", ".join(f"{k}={cfg.get(k)}" for k in model_knobs().get(kind, {}))
         params = sum(p.numel() for p in model.parameters())
         shape = "×".join(str(s) for s in data.x_shape)

@@ -128,3 +128,16 @@ def write_hydra(run_dir, cfg, hydra_cfg=None) -> None:
     if hydra_cfg is not None:
         atomic.write_text(out / HYDRA_CONFIG, OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
         atomic.write_text(out / OVERRIDES, OmegaConf.to_yaml(hydra_cfg.overrides.task))
+
+
+def rescores(run_dir) -> list[tuple[Path, dict]]:
+    """What ``eval.py run=<run dir>`` wrote (``<run dir>/eval/<time>/metrics.json``), oldest first: a
+    re-score's values replace the training's for the same key (and add the metrics it lacked) in
+    ``sweep_summary.csv``, the report and the run's W&B summary."""
+    out = []
+    for path in sorted(Path(run_dir).glob("eval/*/metrics.json")):
+        try:
+            out.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return out

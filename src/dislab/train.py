@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dislab import io, wandb_records
+from dislab.conf import short_name
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 from dislab.rundir import (
     CHECKPOINT,
@@ -95,7 +96,7 @@ def run_config(cfg) -> dict:
     from hydra.utils import get_class
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    config.update(model_name=cfg.model._target_.split(".")[2], dataset_name=cfg.dataset._target_.split(".")[2],
+    config.update(model_name=short_name(cfg.model), dataset_name=short_name(cfg.dataset),
                   sweep=group_name(cfg), settings=_metric_settings(cfg),
                   data=get_class(cfg.dataset._target_).source_of(config["dataset"]))
     return config

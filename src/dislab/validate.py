@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dislab.cli import model_knobs
+from dislab.conf import model_knobs, target_name
 
 
 class ConfigError(ValueError):
@@ -295,13 +295,6 @@ def _check(node: dict, rules: dict[str, Rule], prefix: str, files: bool) -> None
             if value == "???":
                 raise ConfigError(f"{prefix}{key} is required (pass {prefix}{key}=...)")
             rule.check(prefix + key, value, files)
-
-
-def target_name(node) -> str | None:
-    """``dislab.<package>.<name>.<Object>`` -> ``<name>`` (one word, one thing); None for others."""
-    target = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
-    parts = target.split(".") if isinstance(target, str) else []
-    return parts[2] if len(parts) >= 4 and parts[0] == "dislab" else None
 
 
 def _check_target(node, key: str, label: str, table: dict, files: bool) -> None:

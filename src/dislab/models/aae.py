@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dislab.objectives.adversarial import CodeDiscriminatorVAE
+from dislab.models.vae import CodeDiscriminatorVAE
 
 
 class AAE(CodeDiscriminatorVAE):

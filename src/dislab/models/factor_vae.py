@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dislab.objectives.adversarial import CodeDiscriminatorVAE, density_ratio_tc, permute_dims
+from dislab.models.vae import CodeDiscriminatorVAE
+from dislab.objectives.adversarial import density_ratio_tc, permute_dims
 
 
 def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequential:

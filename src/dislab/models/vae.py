@@ -11,6 +11,9 @@ a batch is (images (B, 2, C, H, W), changed factors (B, K)); both images are enc
 ``pair_posteriors`` replaces the latents it takes as shared by an average of the two posteriors,
 and the loss is the same sum over the 2B images' posteriors, averaged: recon = (recon1 + recon2) / 2
 and KL = (KL1 + KL2) / 2 (disentanglement_lib ``methods/weak/weak_vae.py``).
+
+The shared bases: ``PairVAE`` (the weakly-supervised methods) and ``CodeDiscriminatorVAE`` (FactorVAE and AAE: a
+discriminator on the codes, its training step and optimizers).
 """
 
 from __future__ import annotations
@@ -212,3 +215,39 @@ class PairVAE(VAE):
         mask = (labelled_changed(changed, mu.shape[-1]) if self.labelled
                 else adaptive_changed(pair_kl(mu[:, 0], logvar[:, 0], mu[:, 1], logvar[:, 1])))
         return share(mu, logvar, mask, type(self).average)
+
+
+class CodeDiscriminatorVAE(VAE):
+    """A method with a discriminator on the codes (FactorVAE, AAE). A subclass builds
+    ``self.discriminator`` after ``super().__init__`` and defines ``regularizer`` (which reads D and
+    keeps the detached codes in ``self._codes``) and ``discriminator_loss``. D has its own Adam
+    (``disc_lr``, ``disc_betas``).
+
+    One training iteration, under Lightning manual optimization: the autoencoder's loss is stepped
+    first, then D's loss on the detached codes. No graph is reused after an optimizer step. D's
+    gradients from the first backward are discarded by ``opt_d.zero_grad()``. Only the autoencoder
+    step goes through Lightning's counted step, so ``global_step`` counts iterations; D is stepped
+    through the strategy (precision, callbacks such as the NaN guard still apply)."""
+
+    def __init__(self, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9), **kwargs):
+        super().__init__(**kwargs)
+        self.automatic_optimization = False
+        self.disc_lr, self.disc_betas = float(disc_lr), tuple(disc_betas)
+        self._codes = None
+
+    def training_step(self, batch, batch_idx):
+        opt_ae, opt_d = self.optimizers()
+        terms = self.losses(batch)
+        opt_ae.zero_grad()
+        self.manual_backward(terms["loss"])
+        opt_ae.step()
+        terms["disc_loss"] = d_loss = self.discriminator_loss(self._codes)
+        self.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
+        self.log_terms(terms)
+
+    def configure_optimizers(self):
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas)
+        return [self.optimizer_factory(self.net.parameters()), opt_d]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from dislab.rundir import REFUSED, is_bookkeeping, override_key, what_trained
+from dislab.conf import short_name
+from dislab.rundir import REFUSED, is_bookkeeping, override_key, rescores, what_trained
 
 # how a job ended: done (metrics.json), else what error.txt's first line "<status>: ..." names (any other
 # line: failed), else incomplete (no result, no error: still running, or killed without a word)
@@ -38,9 +39,7 @@ class Run:
     @property
     def model(self) -> str:
         """``dislab.models.<name>.<Class>`` -> ``<name>`` (the YAML stem, by convention)."""
-        target = (self.config.get("model") or {}).get("_target_", "")
-        parts = target.split(".")
-        return parts[2] if len(parts) > 3 and parts[:2] == ["dislab", "models"] else (target or "?")
+        return short_name(self.config.get("model") or {})
 
     @property
     def seed(self):
@@ -84,19 +83,6 @@ def read_run(run_dir) -> Run:
         said = run.error.split(":", 1)[0].lower()
         run.status = said if said in NAMED else "failed"
     return run
-
-
-def rescores(run_dir) -> list[tuple[Path, dict]]:
-    """What ``eval.py run=<run dir>`` wrote (``<run dir>/eval/<time>/metrics.json``), oldest first: a
-    re-score's values replace the training's for the same key (and add the metrics it lacked) in
-    ``sweep_summary.csv``, the report and the run's W&B summary."""
-    out = []
-    for path in sorted(Path(run_dir).glob("eval/*/metrics.json")):
-        try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 def run_dirs(root) -> list[Path]:

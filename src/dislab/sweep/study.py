@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from dislab.rundir import override_key
-from dislab.sweep.runs import Run, find_runs, finite, flatten, rescores
+from dislab.rundir import override_key, rescores
+from dislab.sweep.runs import Run, find_runs, finite, flatten
 
 # top-level config keys that say how a run was executed, scored or logged, not what it trained
 IGNORED = ("seed", "steps", "run_dir", "group", "sweep_name", "threads", "metrics", "metrics_during", "logger",

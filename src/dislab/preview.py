@@ -1,4 +1,4 @@
-"""Look at a data set: ``python -m dislab.data.preview dataset=<name> [out=preview.png] [key=value ...]``.
+"""Look at a data set: ``python -m dislab.preview dataset=<name> [out=preview.png] [key=value ...]``.
 
 Writes one PNG: ``rows`` rows of random samples, then, for each factor, one row sweeping that
 factor over its grid (all values, or ``cols`` evenly spaced ones) with the other factors fixed at
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dislab.cli import CONF
+from dislab.conf import CONF
 from dislab.viz.grid import image_grid
 
 LABEL_WIDTH, PAD = 120, 2
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> Path:
         else:
             overrides.append(a)
     if bad or not name:
-        raise SystemExit("usage: python -m dislab.data.preview dataset=<name> [out=preview.png] [seed=0] "
+        raise SystemExit("usage: python -m dislab.preview dataset=<name> [out=preview.png] [seed=0] "
                          "[cols=10] [rows=2] [key=value ...]")
     data = instantiate(compose_dataset(name, overrides))
     out = Path(own["out"])
