@@ -14,13 +14,17 @@ re-use guard and the resume guard all use this one definition.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from dislab.validate import ConfigError
+
+log = logging.getLogger("dislab")
 
 HYDRA = ".hydra"
 CONFIG, HYDRA_CONFIG, OVERRIDES = "config.yaml", "hydra.yaml", "overrides.yaml"
@@ -141,3 +145,96 @@ def rescores(run_dir) -> list[tuple[Path, dict]]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def identity(cfg) -> dict:
+    """What a checkpoint's weights belong to; a resume with anything else is refused."""
+    return {"model": cfg.model._target_, "net": OmegaConf.to_container(cfg.net, resolve=True), "z_dim": cfg.z_dim,
+            "dataset": cfg.dataset._target_}
+
+
+def resume_point(ckpt_path: Path, cfg) -> tuple[int, list[int]]:
+    """The checkpoint's step and the step budgets its run trained with so far (one per extension); a checkpoint
+    of other weights (``identity``) or none readable is refused in one line."""
+    import torch
+
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = state["callbacks"]["AtomicCheckpoint"]["identity"]
+        budgets = list(state["callbacks"]["AtomicCheckpoint"].get("budgets") or [])
+        step = int(state["global_step"])
+    except Exception as e:
+        why = type(e).__name__
+        raise ConfigError(f"cannot resume from {ckpt_path}: not a readable dislab checkpoint ({why})") from e
+    mine = identity(cfg)
+    diff = [k for k in mine if saved.get(k) != mine[k]]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"{ckpt_path} was written with {k}={saved.get(k)}, not {mine[k]}; "
+                          f"use the same config or another run directory")
+    return step, budgets
+
+
+def finished(run_dir: Path) -> dict[str, float]:
+    """A finished run's final metrics (its ``metrics.json``), saying that it is skipped."""
+    log.info("%s is complete; skipping (delete it, or extend=true with more steps, to train again)",
+             run_dir / METRICS)
+    return json.loads((run_dir / METRICS).read_text())["metrics"]
+
+
+def accept(cfg, run_dir: Path, mine: list[str] | None) -> str:
+    """What this command may do with ``run_dir``: ``new``, ``resume``, ``extend`` (more steps, with
+    ``extend=true``) or ``done`` (finished with these settings). Raises ``RunDirRefused`` naming the settings
+    that differ from those the directory's run was trained with; reads only. ``mine``: this command's overrides
+    that decide the run (``what_trained``; None without Hydra), named in the refusal."""
+    finished = (run_dir / METRICS).exists()
+    before = saved_config(run_dir) if finished or (cfg.resume and (run_dir / CHECKPOINT).exists()) else None
+    if before is None:
+        if finished:  # an in-process run of another era: compare what metrics.json records
+            saved = json.loads((run_dir / METRICS).read_text()).get("overrides")
+            if None not in (saved, mine) and what_trained(saved) != mine:
+                raise RunDirRefused(f"{run_dir / METRICS} holds a run of {' '.join(saved) or 'the defaults'}, not "
+                                    f"of {' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
+            return "done"
+        return "new"
+    diff = differences(settings(before), settings(cfg))
+    if not diff:
+        return "done" if finished else "resume"
+    if cfg.get("extend") and all(d.startswith("steps=") for d in diff):
+        if int(cfg.steps) > int(before.steps):
+            return "extend"
+        raise RunDirRefused(f"extend=true trains {run_dir} on beyond its steps={before.steps}: give more steps "
+                            f"than that (steps={cfg.steps} is not)")
+    saved = what_trained(OmegaConf.load(run_dir / HYDRA / OVERRIDES)) if (run_dir / HYDRA / OVERRIDES).exists() \
+        else None
+    what = "finished" if finished else "interrupted"
+    said = ""
+    if None not in (saved, mine) and saved != mine:
+        said = f" of {' '.join(saved) or 'the defaults'}, not of {' '.join(mine) or 'the defaults'}"
+    said = f" a run{said} ({what})"
+    hint = ("re-run it with its own settings (that skips it), add extend=true to train it on to more steps,"
+            if finished else "re-run it with its own settings to resume it,")
+    raise RunDirRefused(f"{run_dir} holds{said}: it differs in {', '.join(diff[:4])}"
+                        f"{' ...' if len(diff) > 4 else ''}; a run directory holds one configuration: {hint} "
+                        f"or use another run directory (sweep_name=... or hydra.run.dir=...)")
+
+
+@contextlib.contextmanager
+def job_log(run_dir: Path, job: str = "train"):
+    """``<run dir>/<job>.log`` (``train.log``): what the run prints through Python's logging, opened once
+    the command has been accepted for the directory (``conf/hydra/job_logging/dislab.yaml`` has no file)."""
+    handler = logging.FileHandler(run_dir / f"{job}.log", delay=True)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except BaseException as e:
+        if handler.stream is not None and not isinstance(e, KeyboardInterrupt):  # a run that began: the traceback
+            # goes to the file alone (the console gets one line); bad input before the run began writes no log
+            handler.handle(logging.LogRecord("dislab", logging.ERROR, __file__, 0, "run failed: %s: %s",
+                                             (type(e).__name__, e), (type(e), e, e.__traceback__)))
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()

@@ -26,11 +26,14 @@ from dislab.rundir import (
     CHECKPOINT,
     METRICS,
     RunDirRefused,
-    differences,
+    accept,
+    finished,
+    identity,
     is_bookkeeping,
+    job_log,
     override_key,
+    resume_point,
     saved_config,
-    settings,
     versions,
     what_trained,
     write_hydra,
@@ -244,33 +247,6 @@ def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metric
     return write(model, data, run_dir, eval_seed, rep, metrics)
 
 
-def identity(cfg) -> dict:
-    """What a checkpoint's weights belong to; a resume with anything else is refused."""
-    return {"model": cfg.model._target_, "net": OmegaConf.to_container(cfg.net, resolve=True), "z_dim": cfg.z_dim,
-            "dataset": cfg.dataset._target_}
-
-
-def _resume_step(ckpt_path: Path, cfg) -> tuple[int, list[int]]:
-    """The checkpoint's step and the step budgets its run trained with so far (one per extension)."""
-    from dislab.validate import ConfigError
-
-    try:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved = state["callbacks"]["AtomicCheckpoint"]["identity"]
-        budgets = list(state["callbacks"]["AtomicCheckpoint"].get("budgets") or [])
-        step = int(state["global_step"])
-    except Exception as e:
-        why = type(e).__name__
-        raise ConfigError(f"cannot resume from {ckpt_path}: not a readable dislab checkpoint ({why})") from e
-    mine = identity(cfg)
-    diff = [k for k in mine if saved.get(k) != mine[k]]
-    if diff:
-        k = diff[0]
-        raise ConfigError(f"{ckpt_path} was written with {k}={saved.get(k)}, not {mine[k]}; "
-                          f"use the same config or another run directory")
-    return step, budgets
-
-
 def _metrics_only(scalars: dict) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
@@ -305,19 +281,19 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
 
     validate(cfg)
     run_dir = run_dir_of(cfg)
-    if _accept(cfg, run_dir) == "done":  # read-only: a finished run is returned without taking its lock
-        return _finished(run_dir)
+    if accept(cfg, run_dir, _what_trained()) == "done":  # read-only: a finished run is returned, no lock taken
+        return finished(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot write the output directory {run_dir}: {e.strerror}") from None
     lock = RunLock(run_dir).acquire()  # one writer: a second process is refused, naming the holder
     try:
-        state = _accept(cfg, run_dir)  # again, now that no other process writes it
+        state = accept(cfg, run_dir, _what_trained())  # again, now that no other process writes it
         if state == "done":
-            return _finished(run_dir)
+            return finished(run_dir)
         (run_dir / "error.txt").unlink(missing_ok=True)
-        with job_log(run_dir):
+        with job_log(run_dir, _hydra().job.name if _hydra() else "train"):
             return _train(cfg, run_dir, list(callbacks), extend=state == "extend")
     except BaseException as e:
         if not isinstance(e, (KeyboardInterrupt, RunDirRefused)):
@@ -328,70 +304,6 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         raise
     finally:
         lock.release()
-
-
-def _finished(run_dir: Path) -> dict[str, float]:
-    log.info("%s is complete; skipping (delete it, or extend=true with more steps, to train again)",
-             run_dir / METRICS)
-    return json.loads((run_dir / METRICS).read_text())["metrics"]
-
-
-def _accept(cfg, run_dir: Path) -> str:
-    """What this command may do with ``run_dir``: ``new``, ``resume``, ``extend`` (more steps, with
-    ``extend=true``) or ``done`` (finished with these settings). Raises ``RunDirRefused`` naming the settings
-    that differ from those the directory's run was trained with; reads only."""
-    finished = (run_dir / METRICS).exists()
-    before = saved_config(run_dir) if finished or (cfg.resume and (run_dir / CHECKPOINT).exists()) else None
-    if before is None:
-        if finished:  # an in-process run of another era: compare what metrics.json records
-            saved, mine = json.loads((run_dir / METRICS).read_text()).get("overrides"), _what_trained()
-            if None not in (saved, mine) and what_trained(saved) != mine:
-                raise RunDirRefused(f"{run_dir / METRICS} holds a run of {' '.join(saved) or 'the defaults'}, not "
-                                    f"of {' '.join(mine) or 'the defaults'}; use another sweep_name or run directory")
-            return "done"
-        return "new"
-    diff = differences(settings(before), settings(cfg))
-    if not diff:
-        return "done" if finished else "resume"
-    if cfg.get("extend") and all(d.startswith("steps=") for d in diff):
-        if int(cfg.steps) > int(before.steps):
-            return "extend"
-        raise RunDirRefused(f"extend=true trains {run_dir} on beyond its steps={before.steps}: give more steps "
-                            f"than that (steps={cfg.steps} is not)")
-    saved = what_trained(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) \
-        if (run_dir / ".hydra" / "overrides.yaml").exists() else None
-    mine, what = _what_trained(), "finished" if finished else "interrupted"
-    said = ""
-    if None not in (saved, mine) and saved != mine:
-        said = f" of {' '.join(saved) or 'the defaults'}, not of {' '.join(mine) or 'the defaults'}"
-    said = f" a run{said} ({what})"
-    hint = ("re-run it with its own settings (that skips it), add extend=true to train it on to more steps,"
-            if finished else "re-run it with its own settings to resume it,")
-    raise RunDirRefused(f"{run_dir} holds{said}: it differs in {', '.join(diff[:4])}"
-                        f"{' ...' if len(diff) > 4 else ''}; a run directory holds one configuration: {hint} "
-                        f"or use another run directory (sweep_name=... or hydra.run.dir=...)")
-
-
-@contextlib.contextmanager
-def job_log(run_dir: Path):
-    """``<run dir>/<job name>.log`` (``train.log``): what the run prints through Python's logging, opened once
-    the command has been accepted for the directory (``conf/hydra/job_logging/dislab.yaml`` has no file)."""
-    hc = _hydra()
-    handler = logging.FileHandler(run_dir / f"{hc.job.name if hc else 'train'}.log", delay=True)
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield
-    except BaseException as e:
-        if handler.stream is not None and not isinstance(e, KeyboardInterrupt):  # a run that began: the traceback
-            # goes to the file alone (the console gets one line); bad input before the run began writes no log
-            handler.handle(logging.LogRecord("dislab", logging.ERROR, __file__, 0, "run failed: %s: %s",
-                                             (type(e).__name__, e), (type(e), e, e.__traceback__)))
-        raise
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> dict[str, float]:
@@ -439,7 +351,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
         write_hydra(run_dir, cfg, _hydra())
     if resume:
-        dm.start_step, before = _resume_step(ckpt_path, cfg)
+        dm.start_step, before = resume_point(ckpt_path, cfg)
         before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
         budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
         extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
