@@ -135,7 +135,8 @@ def test_a_run_says_where_its_data_came_from(tmp_path, caplog):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from dislab.train import run_config
+    from dislab.trackers.loggers import run_config
+    from dislab.train import group_name
 
     caplog.set_level(logging.INFO)
     cfg, run_dir, saved = _tiny(tmp_path, "job", "dataset=dsprites", "logger=tensorboard")
@@ -148,7 +149,7 @@ def test_a_run_says_where_its_data_came_from(tmp_path, caplog):
     assert any(m.startswith("data ") and m.endswith(f"; procedural (dislab's re-rendering of the published "
                                                     f"{DSPRITES})") for m in lines)
     expected = {"kind": "procedural", "dataset": "dsprites", "stands_in_for": DSPRITES}
-    assert saved["data"] == expected and run_config(cfg)["data"] == expected
+    assert saved["data"] == expected and run_config(cfg, group_name(cfg))["data"] == expected
     ea = EventAccumulator(str(run_dir / "tensorboard")).Reload()  # a tracker's record of the config
     content = ea.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
@@ -159,7 +160,7 @@ def test_a_run_says_where_its_data_came_from(tmp_path, caplog):
     cfg, run_dir, saved = _tiny(tmp_path, "job2", "dataset=shapes3d", f"dataset.path={tmp_path / '3dshapes.h5'}",
                                 "logger=none")
     expected = {"dataset": "shapes3d", **_file(tmp_path / "3dshapes.h5")}
-    assert saved["data"] == expected and run_config(cfg)["data"] == expected
+    assert saved["data"] == expected and run_config(cfg, group_name(cfg))["data"] == expected
     lines = [r.getMessage().removeprefix("job2 ") for r in caplog.records if r.name == "dislab"]
     assert not [m for m in lines if m.startswith("data: ")]  # no stand-in, no warning
     [row] = [m for m in lines if m.startswith("data ")]

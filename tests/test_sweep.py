@@ -175,7 +175,8 @@ def test_summary_udr_and_wandb_summary_run(tmp_path):
     import wandb
 
     from dislab.sweep.summary import log_to_wandb, summarize, udr_to_runs
-    from dislab.wandb_records import finish, read_run, read_runs
+    from dislab.trackers.wandb import finish, read_run
+    from wandb_files import read_runs
 
     rng = np.random.default_rng(0)
     factors = rng.normal(size=(500, 3))

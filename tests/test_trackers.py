@@ -2,7 +2,8 @@
 real ``mlflow server`` on loopback (and MLflow's default store, one for every run under ``outputs/``): the same
 scalars as metrics.json, the run's config, and the pictures (equal, pixel for pixel, to those in ``pictures/``).
 Runs under one ``outputs/`` side by side in one MLflow store and one TensorBoard logdir, also two jobs starting at
-once; the line that opens each tracker at the end of a run; MLflow's start-up lines filtered."""
+once; the line that opens each tracker at the end of a run; MLflow's start-up lines filtered; W&B online
+without credentials logs offline."""
 
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ import mlflow.store.tracking.sqlalchemy_store, pytorch_lightning.loggers  # impo
 from hydra import compose, initialize_config_dir
 
 from dislab.console import quiet_library_noise
-from dislab.train import make_loggers
+from dislab.trackers.loggers import make_loggers
+from dislab.train import group_name, run_name
 
 logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")  # INFO to the console, as Hydra's
 quiet_library_noise()  # as run() does
@@ -222,7 +224,7 @@ run_dir.mkdir(parents=True)
 (gate.parent / "ready").touch()
 while not gate.exists():
     time.sleep(0.01)
-(mlflow,) = make_loggers(cfg, run_dir)
+(mlflow,) = make_loggers(cfg, run_dir, run_name(cfg), group_name(cfg))
 for step in range(1, 51):
     mlflow.log_metrics({"train/loss": float(step)}, step)
 mlflow.finalize("success")
@@ -237,7 +239,8 @@ def test_two_jobs_starting_at_once_build_and_share_one_new_mlflow_store(tmp_path
 
     from conftest import CONF, FAST, ROOT, compose
     from dislab.console import quiet_library_noise
-    from dislab.train import make_loggers
+    from dislab.trackers.loggers import make_loggers
+    from dislab.train import group_name, run_name
 
     outputs, gate = tmp_path / "outputs", tmp_path / "go"
 
@@ -255,7 +258,7 @@ def test_two_jobs_starting_at_once_build_and_share_one_new_mlflow_store(tmp_path
             pytest.fail(f"the job ended before the gate:\n{proc.communicate()[0][-3000:]}")
         time.sleep(0.01)
     gate.touch()
-    (mlflow,) = make_loggers(cfg, run_dir)  # the same as the subprocess's
+    (mlflow,) = make_loggers(cfg, run_dir, run_name(cfg), group_name(cfg))  # the same as the subprocess's
     for step in range(1, 51):
         mlflow.log_metrics({"train/loss": float(step)}, step)
     mlflow.finalize("success")
@@ -275,7 +278,7 @@ def test_an_experiment_another_job_created_meanwhile_is_used(tmp_path, monkeypat
     creation."""
     from mlflow.tracking import MlflowClient
 
-    from dislab.train import _mlflow_experiment
+    from dislab.trackers.loggers import _mlflow_experiment
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
@@ -294,7 +297,7 @@ def test_an_experiment_another_job_created_meanwhile_is_used(tmp_path, monkeypat
     ("x", "."),
 ])
 def test_trackers_share_the_nearest_outputs_folder_above_a_run_or_its_parent(run_dir, home, tmp_path, monkeypatch):
-    from dislab.train import tracker_home
+    from dislab.trackers.loggers import tracker_home
 
     monkeypatch.chdir(tmp_path)  # relative run directories: below a folder with no outputs/ above it
     assert tracker_home(run_dir) == Path(os.path.abspath(home))
@@ -319,3 +322,30 @@ def test_a_failed_run_is_marked_failed_and_its_resume_continues_the_same_mlflow_
 
     metrics, _ = run_fast("model=beta_vae", "logger=mlflow")  # the same command: resumes from the last checkpoint
     _check_mlflow(uri, metrics, run_dir, tmp_path / "download")  # one run, FINISHED, both segments' values
+
+
+def test_wandb_online_without_credentials_logs_offline(tmp_path, monkeypatch, caplog):
+    """W&B's settings are one place's (``dislab.trackers.wandb.defaults``) for every W&B run dislab writes: here the
+    sweep's summary run and values added to a finished run; WANDB_MODE=online without credentials logs offline
+    with a warning instead of asking for a login. With credentials (a netrc naming api.wandb.ai) it stays online."""
+    from dislab.trackers.wandb import add_to_runs, defaults, log_run
+    from wandb_files import read_runs
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no credentials there
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("WANDB_MODE", "online")
+    where = log_run(run, {"beta": 4}, {}, {"x": 1.0}, project="dislab-test", name="r")
+    assert where.name.startswith("offline-run-") and "no W&B credentials: logging offline" in caplog.text
+    monkeypatch.setenv("WANDB_MODE", "online")
+    caplog.clear()
+    assert add_to_runs({run: {"y": 2.0}}) == [run] and "no W&B credentials: logging offline" in caplog.text
+    rec = read_runs(run)
+    assert rec.complete and rec.summary["x"] == 1.0 and rec.summary["y"] == 2.0 and rec.name == "r"
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 2
+
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    defaults()
+    assert os.environ["WANDB_MODE"] == "online"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import CONF, FAST, compose
-from dislab.wandb_records import read_run, segments
+from dislab.trackers.wandb import read_run, segments
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
@@ -119,7 +119,7 @@ def test_eval_rescores_reach_the_runs_wandb_run_the_sweep_summary_and_the_report
     from dislab.rescore import rescore
     from dislab.sweep import study
     from dislab.sweep.summary import summarize
-    from dislab.wandb_records import read_runs
+    from wandb_files import read_runs
 
     trained, run_dir = run_fast("model=beta_vae", "logger=wandb")
     cfg = compose([f"run={run_dir}", "metrics=[mig,modularity]", "++metrics.mig.num_train=200",

@@ -47,8 +47,8 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
     from dislab.load import load_run
     from dislab.lock import RunLock
     from dislab.rundir import versions
+    from dislab.trackers.wandb import run_id
     from dislab.validate import validate
-    from dislab.wandb_records import run_id
 
     validate(cfg)
     metrics = instantiate(cfg.metrics) or {}
@@ -97,7 +97,7 @@ def rescore_to_wandb(run_dir) -> bool:
     from pathlib import Path
 
     from dislab.rundir import rescores
-    from dislab.wandb_records import add_to_runs, run_id
+    from dislab.trackers.wandb import add_to_runs, run_id
 
     if run_id(run_dir) is None:
         return False

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pytorch_lightning import Callback
 
-from dislab.callbacks.pictures import log_pictures, takes_pictures, training_pictures
 from dislab.evaluate import compute_metrics, decomposition
-
-
-def log_scalars(loggers, values: dict[str, float], step: int):
-    for logger in loggers:
-        logger.log_metrics(values, step=step)
+from dislab.pictures import training_pictures
+from dislab.trackers.log import log_pictures, log_scalars, takes_pictures
 
 
 def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int,

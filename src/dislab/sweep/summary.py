@@ -14,7 +14,6 @@ import csv
 import io
 import logging
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,7 @@ from dislab.sweep.runs import (
     run_dirs,
     value_of,
 )
-from dislab.wandb_records import add_to_runs
-from dislab.wandb_records import finish as finish_wandb
+from dislab.trackers.wandb import add_to_runs, log_run
 
 log = logging.getLogger("dislab.sweep")
 VARIANTS = ("lasso", "spearman")
@@ -266,32 +264,21 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
     """One W&B run (job type ``sweep-summary``): config = the sweep's directory, axes (``sweep_axes``)
     and jobs; values = the job table (``sweep_summary``), the cell table (``cells``) and, per cell,
     ``<metric>_mean/<cell>`` and ``udr_<variant>/<cell>`` (means over that cell's seeds; ``<cell>``: its
-    overrides that the other cells do not share, ``cell_labels``). Offline
-    unless ``WANDB_MODE`` says otherwise. Returns its local run directory."""
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
-
+    overrides that the other cells do not share, ``cell_labels``). W&B's settings:
+    ``dislab.trackers.wandb.defaults``. Returns its local run directory."""
     group = group or sweep_dir.name
     table = summary["table"]
-    try:
-        config = {"sweep_dir": str(sweep_dir), "axes": sweep_axes(summary["runs"]), "jobs": len(table)}
-        run = wandb.init(project=project, entity=entity, group=group, name=f"{group}-summary",
-                         job_type="sweep-summary", dir=str(sweep_dir), config=config)
-        cols = list(table[0]) if table else []
-        data = [[(None if isinstance(v, float) and math.isnan(v) else v) for v in row.values()] for row in table]
-        values = {"sweep_summary": wandb.Table(columns=cols, data=data)}
-        cell_cols, cells = cell_table(summary)
-        values["cells"] = wandb.Table(columns=cell_cols, data=cells)
-        labels = cell_labels(summary["runs"])
-        for row in cells:
-            label = labels[row[0]]
-            for c, v in zip(cell_cols[2:], row[2:], strict=True):
-                if v is not None and c.endswith("_mean"):
-                    values[f"{c.removesuffix('_mean') if c.startswith('udr_') else c}/{label}"] = v
-        done = [r for r in summary["runs"] if r.status == "done"]
-        values.update(jobs=len(table), done=len(done), failed=len(table) - len(done))
-        run.log(values)
-        return Path(run.dir).parent
-    finally:
-        finish_wandb()  # the summary run's file is complete when this returns
+    config = {"sweep_dir": str(sweep_dir), "axes": sweep_axes(summary["runs"]), "jobs": len(table)}
+    cols = list(table[0]) if table else []
+    data = [[(None if isinstance(v, float) and math.isnan(v) else v) for v in row.values()] for row in table]
+    cell_cols, cells = cell_table(summary)
+    labels, values = cell_labels(summary["runs"]), {}
+    for row in cells:
+        label = labels[row[0]]
+        for c, v in zip(cell_cols[2:], row[2:], strict=True):
+            if v is not None and c.endswith("_mean"):
+                values[f"{c.removesuffix('_mean') if c.startswith('udr_') else c}/{label}"] = v
+    done = [r for r in summary["runs"] if r.status == "done"]
+    values.update(jobs=len(table), done=len(done), failed=len(table) - len(done))
+    return log_run(sweep_dir, config, {"sweep_summary": (cols, data), "cells": (cell_cols, cells)}, values,
+                   project=project, entity=entity, group=group, name=f"{group}-summary", job_type="sweep-summary")

@@ -1,6 +1,8 @@
-"""Finish a W&B run so that its files are complete (``finish``); add summary values to a finished run
-by resuming it by its id (``add_to_runs``); read back what it logged from its offline run files
-(``read_run`` for one file, ``read_runs`` for every segment of a run directory's W&B run) without a server.
+"""Everything W&B: its settings (``defaults``: offline unless ``WANDB_MODE`` says otherwise, silent);
+a run directory's W&B run (``run_id``, its segments' files, ``read_run`` to read one back without a server);
+finishing a run so that its files are complete (``finish``); adding summary values to finished runs by
+resuming them by their id (``add_to_runs``); and a run of its own holding tables and values (``log_run``:
+the sweep's summary run).
 
 Offline, a resumed run is a new segment: ``wandb/offline-run-<time>-<id>[-<n>]/run-<id>.wandb`` with the
 same id; ``wandb sync <run>/wandb/offline-run-*`` uploads the segments into one W&B run, in order.
@@ -14,11 +16,26 @@ after its ``exit`` record: check ``complete`` before trusting it.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger("dislab")
 BLOCK, HEADER = 32768, 7
+
+
+def defaults() -> None:
+    """Offline unless WANDB_MODE says otherwise, silent; online without credentials falls back to offline
+    (with a warning) so nothing waits for a network or a login prompt."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if os.environ["WANDB_MODE"] == "online" and not os.environ.get("WANDB_API_KEY"):
+        netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+        if not (netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")):
+            log.warning("WANDB_MODE=online but no W&B credentials: logging offline (wandb sync uploads later)")
+            os.environ["WANDB_MODE"] = "offline"
 
 
 def finish() -> None:
@@ -121,32 +138,12 @@ def run_id(run_dir) -> str | None:
     return files[-1].stem[len("run-"):] if files else None
 
 
-def read_runs(run_dir) -> RunRecords:
-    """Every segment of the run directory's W&B run, merged in order as ``wandb sync`` uploads them: the
-    history concatenated, later summary and config values over earlier ones; ``complete`` when all are."""
-    out = RunRecords(complete=True)
-    files = segments(run_dir)
-    if not files:
-        raise FileNotFoundError(f"no W&B run files under {Path(run_dir) / 'wandb'}")
-    for f in files:
-        rec = read_run(f)
-        out.history += rec.history
-        out.summary.update(rec.summary)
-        out.config.update(rec.config)
-        out.group, out.name, out.project = out.group or rec.group, out.name or rec.name, out.project or rec.project
-        out.complete = out.complete and rec.complete
-    return out
-
-
 def add_to_runs(updates: dict, config: dict | None = None) -> list[Path]:
     """Resume each run directory's W&B run by its id (``{run_dir: {summary key: value}}``) and set those
     summary values (and ``config``'s keys, where given); one W&B service for all of them, torn down at
     the end, so every file is complete on return. Run directories without a W&B run are left alone.
-    Offline unless ``WANDB_MODE`` says otherwise. Returns the run directories written to."""
-    import os
-
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
+    W&B's settings: ``defaults``. Returns the run directories written to."""
+    defaults()
     import wandb
 
     done = []
@@ -167,3 +164,18 @@ def add_to_runs(updates: dict, config: dict | None = None) -> list[Path]:
     finally:
         finish()
     return done
+
+
+def log_run(folder: Path, config: dict, tables: dict[str, tuple[list, list]], values: dict, **init) -> Path:
+    """A W&B run of its own under ``folder`` (``init``: ``wandb.init``'s project, entity, group, name, job_type)
+    with ``config`` and one log of ``tables`` ({key: (columns, rows)}, as ``wandb.Table``) and ``values``; its
+    file complete on return. W&B's settings: ``defaults``. Returns its local run directory."""
+    defaults()
+    import wandb
+
+    try:
+        run = wandb.init(dir=str(folder), config=config, **init)
+        run.log({**{k: wandb.Table(columns=cols, data=rows) for k, (cols, rows) in tables.items()}, **values})
+        return Path(run.dir).parent
+    finally:
+        finish()
