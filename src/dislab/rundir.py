@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -238,3 +239,22 @@ def job_log(run_dir: Path, job: str = "train"):
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def begin_segment(run_dir: Path, cfg, hydra_cfg, extend: bool, writer: bool = True) -> tuple[int, list[int]]:
+    """Start this segment of the run in ``run_dir`` (``accept`` said so and the input is valid): an extended
+    run's shorter result is kept as ``metrics.<step>.json`` and ``.hydra/`` is written (``writer``: not by the
+    other DDP ranks). Returns the checkpoint's step (0: a new run) and the step budget of each segment."""
+    ckpt = run_dir / CHECKPOINT
+    resume = bool(cfg.resume) and ckpt.exists()
+    previous = saved_config(run_dir) if resume else None  # read before it is rewritten
+    if writer:
+        if extend and (run_dir / METRICS).exists():
+            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
+            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
+        write_hydra(run_dir, cfg, hydra_cfg)
+    if not resume:
+        return 0, [int(cfg.steps)]
+    step, before = resume_point(ckpt, cfg)
+    before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
+    return step, before if before[-1] == cfg.steps else [*before, int(cfg.steps)]

@@ -1,15 +1,12 @@
 """``run(cfg)``: seed, data, model, callbacks, loggers, trainer, fit; then score and write results.
 
-A run directory ends up holding ``.hydra/`` (from Hydra), ``checkpoints/last.ckpt``,
-``metrics.json``, ``history.csv``, ``representation.npz``, ``pictures/`` and, with the W&B
-logger, ``wandb/``. Every file is written atomically.
+What the run directory holds and who may write it is ``dislab.rundir``'s; the trackers are ``dislab.trackers``'.
+Every file is written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -22,19 +19,16 @@ from dislab import io
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 from dislab.rundir import (
     CHECKPOINT,
-    METRICS,
     RunDirRefused,
     accept,
+    begin_segment,
     finished,
     identity,
     is_bookkeeping,
     job_log,
     override_key,
-    resume_point,
-    saved_config,
     versions,
     what_trained,
-    write_hydra,
 )
 
 log = logging.getLogger("dislab")
@@ -183,17 +177,9 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
     ckpt_path = run_dir / CHECKPOINT
-    resume, budgets = bool(cfg.resume) and ckpt_path.exists(), [int(cfg.steps)]
-    previous = saved_config(run_dir) if resume else None  # (read before it is rewritten)
-    if not is_other_rank():  # the command is accepted and its input valid: the directory is this run's
-        if extend and (run_dir / METRICS).exists():  # the shorter run's result, kept beside
-            step = json.loads((run_dir / METRICS).read_text()).get("global_step")
-            os.replace(run_dir / METRICS, run_dir / f"metrics.{step}.json")
-        write_hydra(run_dir, cfg, _hydra())
+    resume = bool(cfg.resume) and ckpt_path.exists()
+    dm.start_step, budgets = begin_segment(run_dir, cfg, _hydra(), extend, writer=not is_other_rank())
     if resume:
-        dm.start_step, before = resume_point(ckpt_path, cfg)
-        before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
-        budgets = before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
         extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
         con.info("resuming %s from step %d%s", run_dir, dm.start_step, extended)
 

@@ -33,7 +33,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from dislab.rundir import REFUSED
+from dislab.lock import is_other_rank
+from dislab.rundir import REFUSED, is_bookkeeping
 
 log = logging.getLogger("dislab.sweep")
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -44,13 +45,10 @@ def _multirun(config) -> bool:
     return OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
 
 
-def _rank_zero() -> bool:
-    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
-
-
 def _comparable(config) -> dict:
-    """What decides the jobs of a sweep: its task overrides (not where they run) and sweeper params."""
-    task = [o for o in OmegaConf.to_container(config.hydra.overrides.task) if not o.startswith("launcher=")]
+    """What decides the jobs of a sweep: its task overrides in the order typed (they number the jobs), less
+    bookkeeping (``dislab.rundir.is_bookkeeping``: where they run, what they log), and the sweeper's params."""
+    task = [o for o in OmegaConf.to_container(config.hydra.overrides.task) if not is_bookkeeping(o)]
     params = OmegaConf.select(config, "hydra.sweeper.params")
     return {"overrides": task, "params": OmegaConf.to_container(params) if params is not None else None}
 
@@ -113,7 +111,7 @@ class SweepCallback(Callback):
             self._release()
 
     def _end(self, config: DictConfig) -> None:
-        if not (self.summary and _rank_zero()):
+        if not self.summary or is_other_rank():
             return
         from dislab.sweep.summary import log_to_wandb, summarize, udr_to_runs
 
@@ -170,13 +168,13 @@ class SweepCallback(Callback):
         from dislab.rundir import RunDirRefused
 
         if isinstance(err, (RunDirInUse, RunDirRefused)):  # another process's directory, or another run's:
-            if _rank_zero():  # not this job's to write; the summary reads the job and why from the sweep directory
+            if not is_other_rank():  # not this job's to write: the summary reads the job and why from the sweep dir
                 choices = OmegaConf.to_container(config.hydra.runtime.choices)
                 io.write_json(Path(config.hydra.sweep.dir) / REFUSED / f"{out.name}.json", {
                     "error": line, "overrides": OmegaConf.to_container(config.hydra.overrides.task),
                     "config": OmegaConf.to_container(job_return.cfg, resolve=False),
                     "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
-        elif _rank_zero() and not (out / "error.txt").exists():
+        elif not is_other_rank() and not (out / "error.txt").exists():
             if not (out / ".hydra" / "config.yaml").exists():  # refused before it started: list it in the summary
                 from dislab.rundir import write_hydra
 

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from dislab.rundir import override_key, rescores
+from dislab.rundir import BOOKKEEPING, override_key, rescores
 from dislab.sweep.runs import Run, find_runs, finite, flatten
 
 # top-level config keys that say how a run was executed, scored or logged, not what it trained
-IGNORED = ("seed", "steps", "run_dir", "group", "sweep_name", "threads", "metrics", "metrics_during", "logger",
-           "trainer", "callbacks", "hydra", "eval_seed", "metrics_every", "num_eval", "num_decomposition",
-           "eval_untrained", "checkpoint_every", "resume", "channels_last", "compile")
+IGNORED = (*(b for b in BOOKKEEPING if "." not in b),  # where or how it ran, what it logged (dislab.rundir)
+           "seed", "steps", "trainer", "metrics", "eval_seed", "num_eval", "num_decomposition")  # pooled or kept apart
 IGNORED_GROUPS = ("model", "logger", "trainer", "launcher", "metrics", "metrics@metrics_during", "callbacks", "sweep")
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w]*)\}$")
 
