@@ -54,5 +54,5 @@ lock: test ## after the suite passed: pin the installed versions in constraints.
 report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=locatello2019] (default: newest sweep)
 	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF))
 
-wheels: install ## fill .whl/ with the wheels a lent GPU image lacks, for scripts/device_check.py (README: GPU)
+wheels: install ## fill .whl/ with the wheels a GPU machine without PyPI lacks, for scripts/device_check.py (docs/development.md)
 	PY=$(PY) scripts/prepare_device.sh
