@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from dislab.callbacks.progress import duration
+from dislab.rundir import METRICS
 
 log = logging.getLogger("dislab")
 
@@ -149,7 +150,7 @@ class Console:
             self.info("%s: %strained %.4f", k, before, v)
         run_dir = Path(run_dir)
         self.info("done in %s; results in %s", duration(time.monotonic() - self.started), run_dir)
-        self.info("  metrics   %s", run_dir / "metrics.json")
+        self.info("  metrics   %s", run_dir / METRICS)
         names = sorted(p.name for p in (run_dir / "pictures").glob("*") if p.suffix in (".png", ".gif"))
         if names or pictures:
             self.info("  pictures  %s/ (%s)", run_dir / "pictures", ", ".join(names))

@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from dislab.rundir import CHECKPOINT, CONFIG, HYDRA
 from dislab.validate import ConfigError
 
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -34,7 +35,7 @@ def build_model(cfg, data, compile: bool = False):
 def load_run(run_dir) -> tuple:
     """Returns (model in eval mode, cfg, data)."""
     run_dir = Path(run_dir)
-    cfg_path, ckpt = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    cfg_path, ckpt = run_dir / HYDRA / CONFIG, run_dir / CHECKPOINT
     for p in (cfg_path, ckpt):
         if not p.exists():
             raise ConfigError(f"{run_dir} is not a dislab run directory: {p.relative_to(run_dir)} is missing")

@@ -28,6 +28,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from dislab.rundir import METRICS
 from dislab.sweep import study
 from dislab.sweep.runs import finite, order_metrics
 from dislab.sweep.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
@@ -69,7 +70,7 @@ def data_sources(runs) -> list[tuple[dict | None, int]]:
         if r.status != "done":
             continue
         try:
-            src = json.loads((r.dir / "metrics.json").read_text()).get("data")
+            src = json.loads((r.dir / METRICS).read_text()).get("data")
         except (OSError, ValueError):
             src = None
         found.setdefault(json.dumps(src, sort_keys=True), [src, 0])[1] += 1

@@ -5,6 +5,7 @@ scoring itself is ``dislab.evaluate``."""
 from __future__ import annotations
 
 from dislab.evaluate import compute_metrics, metric_settings
+from dislab.rundir import CHECKPOINT, CONFIG, HYDRA, METRICS
 
 
 def _rescore_summary(cfg, trained, ckpt, metrics: dict, seed: int, out_dir) -> list[tuple[str, str]]:
@@ -55,9 +56,9 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
     run_dir, out_dir, tty = Path(cfg.run), Path(out_dir), interactive()
     con = Console("" if tty else run_dir.name)
     with RunLock(run_dir):
-        trained = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        trained = OmegaConf.load(run_dir / HYDRA / CONFIG)
         seed = trained.eval_seed if cfg.eval_seed is None else cfg.eval_seed
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        ckpt = run_dir / CHECKPOINT
         con.rows(_rescore_summary(cfg, trained, ckpt, metrics, seed, out_dir))
         with con.phase("loading checkpoint", str(ckpt)):
             model, _, data = load_run(run_dir)
@@ -76,7 +77,7 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
 
             values = compute_metrics(metrics, data, model, seed, around=scored)
             progress.set_postfix_str("", refresh=False)  # the bar left behind: scoring n/n, the time it took
-        out = out_dir / "metrics.json"
+        out = out_dir / METRICS
         io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": seed,
                             "versions": versions()})
         logged, wandb_run = False, run_id(run_dir)
@@ -101,7 +102,7 @@ def rescore_to_wandb(run_dir) -> bool:
 
     if run_id(run_dir) is None:
         return False
-    done = Path(run_dir) / "metrics.json"
+    done = Path(run_dir) / METRICS
     values = dict(json.loads(done.read_text()).get("metrics", {})) if done.exists() else {}
     record = {}
     for path, saved in rescores(run_dir):

@@ -30,6 +30,7 @@ log = logging.getLogger("dislab")
 HYDRA = ".hydra"
 CONFIG, HYDRA_CONFIG, OVERRIDES = "config.yaml", "hydra.yaml", "overrides.yaml"
 METRICS, ERROR, CHECKPOINT = "metrics.json", "error.txt", "checkpoints/last.ckpt"
+HISTORY, REPRESENTATION = "history.csv", "representation.npz"
 REFUSED = "refused"  # <sweep dir>/refused/<job>.json: a job refused its directory (in use, another run's), and why
 
 # config keys (dotted; a key covers what is below it) and config groups that say where or how a run ran and what

@@ -19,6 +19,10 @@ from dislab import io
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 from dislab.rundir import (
     CHECKPOINT,
+    ERROR,
+    HISTORY,
+    METRICS,
+    REPRESENTATION,
     RunDirRefused,
     accept,
     begin_segment,
@@ -124,13 +128,13 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
         state = accept(cfg, run_dir, _what_trained())  # again, now that no other process writes it
         if state == "done":
             return finished(run_dir)
-        (run_dir / "error.txt").unlink(missing_ok=True)
+        (run_dir / ERROR).unlink(missing_ok=True)
         with job_log(run_dir, _hydra().job.name if _hydra() else "train"):
             return _train(cfg, run_dir, list(callbacks), extend=state == "extend")
     except BaseException as e:
         if not isinstance(e, (KeyboardInterrupt, RunDirRefused)):
             try:
-                io.write_text(run_dir / "error.txt", f"{type(e).__name__}: {e}\n")
+                io.write_text(run_dir / ERROR, f"{type(e).__name__}: {e}\n")
             except OSError:
                 pass
         raise
@@ -183,7 +187,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
         extended = f" ({' -> '.join(map(str, budgets))} steps: extended)" if len(budgets) > 1 else ""
         con.info("resuming %s from step %d%s", run_dir, dm.start_step, extended)
 
-    history, loggers = HistoryLogger(run_dir / "history.csv"), []
+    history, loggers = HistoryLogger(run_dir / HISTORY), []
     try:
         loggers = [history, *make_loggers(cfg, run_dir, name, group_name(cfg))]
         quiet_loggers(loggers)
@@ -226,10 +230,10 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             values = _metrics_only(scalars)
             rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
-            io.write_npz(run_dir / "representation.npz", **rep)
+            io.write_npz(run_dir / REPRESENTATION, **rep)
         with con.phase("pictures", str(run_dir / "pictures")):
             pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
-        io.write_json(run_dir / "metrics.json", {
+        io.write_json(run_dir / METRICS, {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
             "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),

@@ -34,7 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from dislab.lock import is_other_rank
-from dislab.rundir import REFUSED, is_bookkeeping
+from dislab.rundir import CONFIG, ERROR, HYDRA, REFUSED, is_bookkeeping
 
 log = logging.getLogger("dislab.sweep")
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -174,12 +174,12 @@ class SweepCallback(Callback):
                     "error": line, "overrides": OmegaConf.to_container(config.hydra.overrides.task),
                     "config": OmegaConf.to_container(job_return.cfg, resolve=False),
                     "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
-        elif not is_other_rank() and not (out / "error.txt").exists():
-            if not (out / ".hydra" / "config.yaml").exists():  # refused before it started: list it in the summary
+        elif not is_other_rank() and not (out / ERROR).exists():
+            if not (out / HYDRA / CONFIG).exists():  # refused before it started: list it in the summary
                 from dislab.rundir import write_hydra
 
                 write_hydra(out, job_return.cfg, job_return.hydra_cfg.hydra)
-            io.write_text(out / "error.txt", line + "\n")
+            io.write_text(out / ERROR, line + "\n")
         log.error("job %s failed (the sweep goes on): %s", config.hydra.job.num, line,
                   exc_info=(type(err), err, err.__traceback__) if isinstance(err, BaseException) else None)
         job_return.status = JobStatus.COMPLETED  # handled: the sweeper must not re-raise it

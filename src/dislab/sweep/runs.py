@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from dislab.conf import short_name
-from dislab.rundir import REFUSED, is_bookkeeping, override_key, rescores, what_trained
+from dislab.rundir import CONFIG, ERROR, HYDRA, METRICS, REFUSED, is_bookkeeping, override_key, rescores, what_trained
 
 # how a job ended: done (metrics.json), else what error.txt's first line "<status>: ..." names (any other
 # line: failed), else incomplete (no result, no error: still running, or killed without a word)
@@ -53,17 +53,17 @@ def cell_of(overrides: list[str]) -> tuple[str, ...]:
 
 def read_run(run_dir) -> Run:
     d = Path(run_dir)
-    hydra = d / ".hydra"
+    hydra = d / HYDRA
     overrides = list(OmegaConf.to_container(OmegaConf.load(hydra / "overrides.yaml"))) \
         if (hydra / "overrides.yaml").exists() else []
-    config = OmegaConf.to_container(OmegaConf.load(hydra / "config.yaml"), resolve=False) \
-        if (hydra / "config.yaml").exists() else {}
+    config = OmegaConf.to_container(OmegaConf.load(hydra / CONFIG), resolve=False) \
+        if (hydra / CONFIG).exists() else {}
     choices = {}
     if (hydra / "hydra.yaml").exists():
         node = OmegaConf.select(OmegaConf.load(hydra / "hydra.yaml"), "hydra.runtime.choices")
         choices = {k: v for k, v in OmegaConf.to_container(node).items() if not k.startswith("hydra/")} if node else {}
     run = Run(dir=d, overrides=[str(o) for o in overrides], config=config, choices=choices, status="incomplete")
-    done, error, refused = d / "metrics.json", d / "error.txt", d.parent / REFUSED / f"{d.name}.json"
+    done, error, refused = d / METRICS, d / ERROR, d.parent / REFUSED / f"{d.name}.json"
     if refused.exists():  # this sweep's job was refused the directory (another run's, or in use): not its result
         said = json.loads(refused.read_text())
         return Run(dir=d, overrides=said["overrides"], config=said["config"], choices=said["choices"],

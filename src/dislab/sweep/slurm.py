@@ -43,6 +43,8 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dislab.rundir import CHECKPOINT, CONFIG, ERROR, HYDRA, METRICS
+
 log = logging.getLogger("dislab.sweep")
 
 # SLURM job states after which a job does not run again (squeue --states=all / sacct)
@@ -135,7 +137,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return (self.run_dir / "metrics.json").exists()
+        return (self.run_dir / METRICS).exists()
 
 
 class SlurmLauncher(SubmititSlurmLauncher):
@@ -271,7 +273,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
                 result = e
         if j.done:
             return result if isinstance(result, JobReturn) and result.status == JobStatus.COMPLETED else ret
-        if not (j.run_dir / ".hydra" / "config.yaml").exists():  # never started: list it in the summary
+        if not (j.run_dir / HYDRA / CONFIG).exists():  # never started: list it in the summary
             config = j.config or self._config(j.overrides, j.num)
             _save_hydra_files(config, j.run_dir / str(config.hydra.output_subdir or ".hydra"))
         line = self._what_happened(j, result)
@@ -282,13 +284,13 @@ class SlurmLauncher(SubmititSlurmLauncher):
         if line:
             from dislab import io
 
-            io.write_text(j.run_dir / "error.txt", line + "\n")
-        log.error("job %d did not finish: %s", j.num, line or _first_line(j.run_dir / "error.txt"))
+            io.write_text(j.run_dir / ERROR, line + "\n")
+        log.error("job %d did not finish: %s", j.num, line or _first_line(j.run_dir / ERROR))
         return ret
 
     def _what_happened(self, j: Job, result) -> str | None:
         """``<status>: <what>; <what the job said>``, or None where the job's own ``error.txt`` says it."""
-        own = _first_line(j.run_dir / "error.txt")
+        own = _first_line(j.run_dir / ERROR)
         sub, ending = j.sub, j.ending
         if ending is None or (ending == "FAILED" and own):
             if own:
@@ -304,7 +306,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
             status, what = ENDINGS.get(ending, ("failed", f"ended {ending}"))
         said = own.split(": ", 1)[1] if own.startswith("Interrupted: ") else own
         if not said:
-            ckpt = j.run_dir / "checkpoints" / "last.ckpt"
+            ckpt = j.run_dir / CHECKPOINT
             said = (f"checkpoint {ckpt} kept; re-run the same command to resume" if ckpt.exists()
                     else "no checkpoint; re-run the same command to start it again")
         return f"{status}: SLURM job {sub.job_id} {what}; {said}"

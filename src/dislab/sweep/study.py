@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from dislab.rundir import BOOKKEEPING, override_key, rescores
+from dislab.rundir import BOOKKEEPING, HISTORY, METRICS, override_key, rescores
 from dislab.sweep.runs import Run, find_runs, finite, flatten
 
 # top-level config keys that say how a run was executed, scored or logged, not what it trained
@@ -48,7 +48,7 @@ def load(paths) -> list[StudyRun]:
         saved = {}
         if r.status == "done":
             try:
-                saved = json.loads((r.dir / "metrics.json").read_text())
+                saved = json.loads((r.dir / METRICS).read_text())
             except (OSError, ValueError):
                 pass
         settings = dict(saved.get("settings") or {})
@@ -228,7 +228,7 @@ _SKIP_CURVE = re.compile(r"^(train/(?!loss$|recon$|kl$).*|decomposition/kl_(\d+|
 
 def read_history(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``history.csv`` as ``{column: (steps, values)}``, empty cells dropped."""
-    path = run.dir / "history.csv"
+    path = run.dir / HISTORY
     if not path.exists():
         return {}
     cols: dict[str, tuple[list, list]] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dislab import io as atomic
-from dislab.rundir import is_bookkeeping, override_key
+from dislab.rundir import METRICS, REPRESENTATION, is_bookkeeping, override_key
 from dislab.sweep.runs import (
     STATUSES,
     Run,
@@ -37,7 +37,7 @@ VARIANTS = ("lasso", "spearman")
 
 
 def _representation(run: Run) -> dict | None:
-    path = run.dir / "representation.npz"
+    path = run.dir / REPRESENTATION
     if run.status != "done" or not path.exists():
         return None
     with np.load(path) as z:
@@ -168,7 +168,7 @@ def summarize(sweep_dir, started: float | None = None, udr_kwargs: dict | None =
     counts = {s: sum(r.status == s for r in runs) for s in STATUSES}
     reused = 0
     if started is not None:
-        reused = sum(r.status == "done" and (r.dir / "metrics.json").stat().st_mtime < started for r in runs)
+        reused = sum(r.status == "done" and (r.dir / METRICS).stat().st_mtime < started for r in runs)
     head = f"sweep {sweep_dir}: {len(runs)} jobs, {counts['done']} done"
     head += f" ({reused} from an earlier run, skipped)" if reused else ""
     head += "".join(f", {n} {s}" for s, n in counts.items() if s != "done" and n)
