@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dislab.atomic import to_png
 from dislab.data.toy import Toy
-from dislab.io import to_png
 from dislab.metrics import udr as udr_module
 from dislab.metrics._sampling import discrete_entropy
 from dislab.metrics.mig import mig_on_codes, mutual_info_matrix

@@ -173,16 +173,16 @@ def test_checkpoint_of_another_model_is_refused(run_fast, tmp_path):
 
 
 def test_a_full_disk_loses_nothing(run_fast, tmp_path, monkeypatch, capsys):
-    from dislab import io
+    from dislab import atomic
 
-    real = io.write_bytes
+    real = atomic.write_bytes
 
     def full(path, data):
         if Path(path).name == "metrics.json":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(io, "write_bytes", full)
+    monkeypatch.setattr(atomic, "write_bytes", full)
     with pytest.raises(SystemExit) as e, report_errors():
         run_fast(run_dir=tmp_path / "r")
     assert e.value.code == 1 and "no space left on the device" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import ROOT
-from dislab import io as atomic
+from dislab import atomic
 from dislab.report import build
 from dislab.sweep import study
 from dislab.sweep.runs import find_runs, hyperparameters

@@ -1,4 +1,4 @@
-"""A run directory has one writer (dislab.lock), and result files follow the user's umask (dislab.io)."""
+"""A run directory has one writer (dislab.lock), and result files follow the user's umask (dislab.atomic)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, ROOT, compose
-from dislab import io, lock
+from dislab import atomic, lock
 from dislab.cli import check_overrides, report_errors
 from dislab.lock import RunDirInUse, RunLock
 from dislab.train import run
@@ -176,11 +176,12 @@ def umask():
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
 def test_atomic_writes_follow_the_umask(tmp_path, umask, mask):
     umask(mask)
-    for name, write in {"a.json": lambda p: io.write_json(p, {"x": 1}), "b.png": lambda p: io.write_png(p, [[0]]),
-                        "c.npz": lambda p: io.write_npz(p, x=[1])}.items():
+    for name, write in {"a.json": lambda p: atomic.write_json(p, {"x": 1}),
+                        "b.png": lambda p: atomic.write_png(p, [[0]]),
+                        "c.npz": lambda p: atomic.write_npz(p, x=[1])}.items():
         write(tmp_path / name)
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
-    io.write_text(tmp_path / "a.json", "{}")  # replacing a file: the new one's mode, not the old one's
+    atomic.write_text(tmp_path / "a.json", "{}")  # replacing a file: the new one's mode, not the old one's
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.png", "c.npz"]  # no temporary left
 

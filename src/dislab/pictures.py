@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dislab import io
+from dislab import atomic
 from dislab.metrics.udr import KL_ACTIVE
 from dislab.viz.pictures import latent_plan, reconstructions, samples, traversal_images, traversal_picture
 
@@ -98,8 +98,8 @@ def write_pictures(model, data, run_dir, eval_seed: int, rep, metrics: dict | No
                                  "best": {f: (int(j) if j >= 0 else None) for f, j in zip(names, table["best"],
                                                                                           strict=True)}}
     for name, img in pics.items():
-        io.write_png(out_dir / f"{name}.png", img)
+        atomic.write_png(out_dir / f"{name}.png", img)
     gif = traversal_gif(traversal_frames(images, x[:SEED_IMAGES], plan))
-    pics["traversals_gif"] = io.write_bytes(out_dir / "traversals.gif", gif)
-    io.write_json(out_dir / "pictures.json", numbers)
+    pics["traversals_gif"] = atomic.write_bytes(out_dir / "traversals.gif", gif)
+    atomic.write_json(out_dir / "pictures.json", numbers)
     return pics

@@ -85,7 +85,7 @@ def preview_image(data, seed: int = 0, cols: int = 10, rows: int = 2) -> np.ndar
 def main(argv: list[str] | None = None) -> Path:
     from hydra.utils import instantiate
 
-    from dislab import io
+    from dislab import atomic
 
     args = sys.argv[1:] if argv is None else argv
     bad = [a for a in args if "=" not in a]
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> Path:
                          "[cols=10] [rows=2] [key=value ...]")
     data = instantiate(compose_dataset(name, overrides))
     out = Path(own["out"])
-    io.write_png(out, preview_image(data, int(own["seed"]), int(own["cols"]), int(own["rows"])))
+    atomic.write_png(out, preview_image(data, int(own["seed"]), int(own["cols"]), int(own["rows"])))
     print(f"wrote {out}: {type(data).__name__} {dict(zip(data.factor_names, data.factor_sizes, strict=True))}")
     return out
 

@@ -103,7 +103,7 @@ def _cell(row: Row, key: str, udr_notes: dict | None = None) -> str:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    from dislab import io as atomic
+    from dislab import atomic
 
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
@@ -234,7 +234,7 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
 
 
 def _figure(out: Path, name: str, png: bytes, caption: str) -> str:
-    from dislab import io as atomic
+    from dislab import atomic
 
     atomic.write_bytes(out / name, png)
     return f"<h3>{e(caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
@@ -285,7 +285,7 @@ def _thumb(r, out: Path) -> str:
 
 
 def build(paths, out=None, reference: str | None = None) -> Path:
-    from dislab import io as atomic
+    from dislab import atomic
 
     ref = None
     if reference:

@@ -42,7 +42,7 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from dislab import io
+    from dislab import atomic
     from dislab.callbacks.progress import duration
     from dislab.console import Console, bar, interactive
     from dislab.load import load_run
@@ -78,7 +78,7 @@ def rescore(cfg, out_dir) -> tuple[dict[str, float], object, bool]:
             values = compute_metrics(metrics, data, model, seed, around=scored)
             progress.set_postfix_str("", refresh=False)  # the bar left behind: scoring n/n, the time it took
         out = out_dir / METRICS
-        io.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": seed,
+        atomic.write_json(out, {"metrics": values, "settings": metric_settings(metrics), "eval_seed": seed,
                             "versions": versions()})
         logged, wandb_run = False, run_id(run_dir)
         if wandb_run is not None:

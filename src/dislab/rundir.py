@@ -127,7 +127,7 @@ def differences(before: dict, now: dict) -> list[str]:
 def write_hydra(run_dir, cfg, hydra_cfg=None) -> None:
     """``.hydra/config.yaml`` (the task's config), ``hydra.yaml`` and ``overrides.yaml`` as Hydra writes them,
     atomically; without Hydra, ``config.yaml`` alone."""
-    from dislab import io as atomic
+    from dislab import atomic
 
     out = Path(run_dir) / HYDRA
     atomic.write_text(out / CONFIG, OmegaConf.to_yaml(cfg))

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dislab import io
+from dislab import atomic
 from dislab.evaluate import check_posterior_metrics, metric_settings, representation
 from dislab.rundir import (
     CHECKPOINT,
@@ -134,7 +134,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
     except BaseException as e:
         if not isinstance(e, (KeyboardInterrupt, RunDirRefused)):
             try:
-                io.write_text(run_dir / ERROR, f"{type(e).__name__}: {e}\n")
+                atomic.write_text(run_dir / ERROR, f"{type(e).__name__}: {e}\n")
             except OSError:
                 pass
         raise
@@ -230,10 +230,10 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             values = _metrics_only(scalars)
             rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
-            io.write_npz(run_dir / REPRESENTATION, **rep)
+            atomic.write_npz(run_dir / REPRESENTATION, **rep)
         with con.phase("pictures", str(run_dir / "pictures")):
             pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
-        io.write_json(run_dir / METRICS, {
+        atomic.write_json(run_dir / METRICS, {
             "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
             "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
             "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),

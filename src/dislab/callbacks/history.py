@@ -9,7 +9,7 @@ from pathlib import Path
 from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_only
 
-from dislab.io import write_text
+from dislab.atomic import write_text
 
 
 class HistoryLogger(Logger):

@@ -65,9 +65,9 @@ def _digest(key: str, nbytes: int, what: Path, compute) -> str:
     digest = compute()
     if store is not None:
         try:
-            from dislab import io
+            from dislab import atomic
 
-            io.write_text(store, digest + "\n")
+            atomic.write_text(store, digest + "\n")
         except OSError as e:  # a read-only home: hash again next time
             log.warning("data: cannot keep the sha256 of %s in %s (%s)", what, store.parent, e.strerror)
     _MEMO[key] = digest

@@ -163,14 +163,14 @@ class SweepCallback(Callback):
         err = job_return._return_value
         out = Path(config.hydra.runtime.output_dir)
         line = f"{type(err).__name__}: {err}".replace("\n", " ")
-        from dislab import io
+        from dislab import atomic
         from dislab.lock import RunDirInUse
         from dislab.rundir import RunDirRefused
 
         if isinstance(err, (RunDirInUse, RunDirRefused)):  # another process's directory, or another run's:
             if not is_other_rank():  # not this job's to write: the summary reads the job and why from the sweep dir
                 choices = OmegaConf.to_container(config.hydra.runtime.choices)
-                io.write_json(Path(config.hydra.sweep.dir) / REFUSED / f"{out.name}.json", {
+                atomic.write_json(Path(config.hydra.sweep.dir) / REFUSED / f"{out.name}.json", {
                     "error": line, "overrides": OmegaConf.to_container(config.hydra.overrides.task),
                     "config": OmegaConf.to_container(job_return.cfg, resolve=False),
                     "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
@@ -179,7 +179,7 @@ class SweepCallback(Callback):
                 from dislab.rundir import write_hydra
 
                 write_hydra(out, job_return.cfg, job_return.hydra_cfg.hydra)
-            io.write_text(out / ERROR, line + "\n")
+            atomic.write_text(out / ERROR, line + "\n")
         log.error("job %s failed (the sweep goes on): %s", config.hydra.job.num, line,
                   exc_info=(type(err), err, err.__traceback__) if isinstance(err, BaseException) else None)
         job_return.status = JobStatus.COMPLETED  # handled: the sweeper must not re-raise it

@@ -282,9 +282,9 @@ class SlurmLauncher(SubmititSlurmLauncher):
         if held(j.run_dir):  # another process writes that directory now (a run of its own): not ours to write
             line = None
         if line:
-            from dislab import io
+            from dislab import atomic
 
-            io.write_text(j.run_dir / ERROR, line + "\n")
+            atomic.write_text(j.run_dir / ERROR, line + "\n")
         log.error("job %d did not finish: %s", j.num, line or _first_line(j.run_dir / ERROR))
         return ret
 
@@ -322,9 +322,9 @@ def _first_line(path: Path) -> str:
 
 def _save_hydra_files(config: DictConfig, where: Path) -> None:
     """``.hydra/`` as Hydra's ``run_job`` writes it, for a job that never started."""
-    from dislab import io
+    from dislab import atomic
 
     task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    io.write_text(where / "config.yaml", OmegaConf.to_yaml(task))
-    io.write_text(where / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.masked_copy(config, "hydra")))
-    io.write_text(where / "overrides.yaml", OmegaConf.to_yaml(config.hydra.overrides.task))
+    atomic.write_text(where / "config.yaml", OmegaConf.to_yaml(task))
+    atomic.write_text(where / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.masked_copy(config, "hydra")))
+    atomic.write_text(where / "overrides.yaml", OmegaConf.to_yaml(config.hydra.overrides.task))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dislab import io as atomic
+from dislab import atomic
 from dislab.rundir import METRICS, REPRESENTATION, is_bookkeeping, override_key
 from dislab.sweep.runs import (
     STATUSES,

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from dislab import io
+from dislab import atomic
 from dislab.conf import short_name
 from dislab.evaluate import metric_settings
 from dislab.trackers.wandb import defaults as wandb_defaults
@@ -113,7 +113,7 @@ def _mlflow_params(logger, config: dict, run_dir: Path, resumed: bool) -> None:
         logged = logger.experiment.get_run(logger.run_id).data.params
         params = {k: v for k, v in params.items() if k not in logged}
     logger.log_hyperparams(params)
-    io.write_text(run_dir / MLFLOW_RUN, logger.run_id + "\n")
+    atomic.write_text(run_dir / MLFLOW_RUN, logger.run_id + "\n")
 
 
 def _mlflow_run(run_dir: Path, uri: str | None) -> str | None:

@@ -1,6 +1,6 @@
 """Metric pictures: the factor x latent mutual-information heat map MIG is computed from
 (``mi_table`` + ``mutual_info_heatmap``), and per-latent KL bars with UDR's notion of active
-(``kl_bars``). Arrays in, uint8 RGB arrays out (``dislab.io.to_png`` turns one into PNG bytes)."""
+(``kl_bars``). Arrays in, uint8 RGB arrays out (``dislab.atomic.to_png`` turns one into PNG bytes)."""
 
 from __future__ import annotations
 
