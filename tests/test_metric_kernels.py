@@ -372,7 +372,7 @@ def test_metric_defaults_outside_the_study_list(name, defaults):
 def test_mutual_information_is_bitwise_scikit_learns():
     from sklearn.metrics import mutual_info_score
 
-    from dislab.metrics._sampling import discrete_entropy, discrete_mutual_info, histogram_discretize
+    from dislab.metrics.information import discrete_entropy, discrete_mutual_info, histogram_discretize
 
     rng = np.random.default_rng(0)
     for _ in range(10):

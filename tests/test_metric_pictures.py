@@ -13,7 +13,7 @@ from PIL import Image
 from dislab.atomic import to_png
 from dislab.data.toy import Toy
 from dislab.metrics import udr as udr_module
-from dislab.metrics._sampling import discrete_entropy
+from dislab.metrics.information import discrete_entropy
 from dislab.metrics.mig import mig_on_codes, mutual_info_matrix
 from dislab.viz.grid import labelled_grid
 from dislab.viz.metric_pictures import STANDS_OUT, kl_bars, mi_table, mutual_info_heatmap

@@ -1,8 +1,9 @@
-"""Helpers shared by the metrics: sampling (representation, factor) pairs, discretising codes,
-mutual information, and running independent classifier fits side by side.
+"""Helpers shared by the metrics: sampling (representation, factor) pairs, checking and normalising the
+arrays, and running independent classifier fits side by side (discretising codes and mutual information:
+``dislab.metrics.information``).
 
 After disentanglement_lib ``evaluation/metrics/utils.py`` (``generate_batch_factor_code``,
-``histogram_discretize``, ``discrete_mutual_info``, ``discrete_entropy``, ``normalize_data``), with
+``normalize_data``), with
 arrays laid out (n_samples, n_latents) / (n_samples, n_factors) instead of transposed.
 
 Speed: the model sees ``encode_batch`` points a call whatever ``batch_size`` says; ``batch_size`` keeps
@@ -18,7 +19,6 @@ same generator, and ``represent`` gets them as a tensor on the device; on a CPU 
 
 from __future__ import annotations
 
-import math
 import warnings
 from contextlib import contextmanager
 from typing import Callable
@@ -195,53 +195,6 @@ def keep_varying(factors: np.ndarray, *others: np.ndarray, what: str = "metric")
     if not keep.any():
         raise ValueError(f"{what} needs at least one factor that varies in the sample")
     return (factors[:, keep], *(o[:, keep] for o in others))
-
-
-def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
-    """Per latent, the index (1..num_bins) of the equal-width bin over that latent's range each value
-    falls in (disentanglement_lib's ``_histogram_discretize``)."""
-    out = np.empty(codes.shape, dtype=np.int64)
-    for i in range(codes.shape[1]):
-        edges = np.histogram(codes[:, i], num_bins)[1]
-        out[:, i] = np.digitize(codes[:, i], edges[:-1])
-    return out
-
-
-def _labels(column: np.ndarray) -> tuple[np.ndarray, int]:
-    values, inverse = np.unique(column, return_inverse=True)
-    return inverse.reshape(-1), len(values)
-
-
-def _mutual_info(a: tuple[np.ndarray, int], b: tuple[np.ndarray, int]) -> float:
-    """``sklearn.metrics.mutual_info_score`` for label indices (inverse, n_values): the same contingency
-    table, the same formula and order of terms (so the same float), without its per-call overhead."""
-    (ia, na), (ib, nb) = a, b
-    if na == 1 or nb == 1:
-        return 0.0
-    table = np.bincount(ia * nb + ib, minlength=na * nb).reshape(na, nb)
-    nzx, nzy = np.nonzero(table)
-    nz = table[nzx, nzy]
-    total = table.sum()
-    pi, pj = table.sum(axis=1), table.sum(axis=0)
-    p = nz / total
-    log_outer = -np.log(pi.take(nzx).astype(np.int64) * pj.take(nzy).astype(np.int64)) + math.log(pi.sum()) \
-        + math.log(pj.sum())
-    mi = p * (np.log(nz) - math.log(total)) + p * log_outer
-    mi = np.where(np.abs(mi) < np.finfo(mi.dtype).eps, 0.0, mi)
-    return float(np.clip(mi.sum(), 0.0, None))
-
-
-def discrete_mutual_info(codes_d: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Mutual information (nats) between each discrete latent and each factor, shape (D, K); equal to
-    ``mutual_info_score(factors[:, k], codes_d[:, d])`` as disentanglement_lib computes it."""
-    fl = [_labels(factors[:, k]) for k in range(factors.shape[1])]
-    cl = [_labels(codes_d[:, d]) for d in range(codes_d.shape[1])]
-    return np.array([[_mutual_info(f, c) for f in fl] for c in cl]).reshape(len(cl), len(fl))
-
-
-def discrete_entropy(factors: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of each discrete factor, shape (K,)."""
-    return np.array([_mutual_info(lab, lab) for lab in (_labels(factors[:, k]) for k in range(factors.shape[1]))])
 
 
 def normalize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,14 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dislab.metrics._gbt import BoostedTrees
-from dislab.metrics._sampling import (
-    check_codes,
-    parallel_map,
-    quiet_sklearn,
-    sample_codes,
-    seed_from,
-    varying_columns,
-)
+from dislab.metrics._sampling import check_codes, parallel_map, quiet_sklearn, sample_codes, seed_from, varying_columns
 
 PREDICTORS = ("boosted_trees", "logistic_regression")
 

@@ -48,17 +48,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dislab.metrics._sampling import (
-    check_codes,
-    discrete_entropy,
-    discrete_mutual_info,
-    histogram_discretize,
-    keep_varying,
-    parallel_map,
-    quiet_sklearn,
-    sample_codes,
-    seed_from,
-)
+from dislab.metrics._sampling import check_codes, keep_varying, parallel_map, quiet_sklearn, sample_codes, seed_from
+from dislab.metrics.information import discrete_entropy, discrete_mutual_info, histogram_discretize
 
 ESTIMATORS = ("ksg", "binned", "discrete")
 

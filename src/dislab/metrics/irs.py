@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dislab.metrics._sampling import check_codes, histogram_discretize, keep_varying, sample_codes
+from dislab.metrics._sampling import check_codes, keep_varying, sample_codes
+from dislab.metrics.information import histogram_discretize
 
 
 def irs_matrix(codes: np.ndarray, factors: np.ndarray, *, diff_quantile: float = 0.99) -> tuple[np.ndarray, np.ndarray]:

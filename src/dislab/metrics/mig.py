@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dislab.metrics._sampling import (
-    check_codes,
-    discrete_entropy,
-    discrete_mutual_info,
-    histogram_discretize,
-    sample_codes,
-)
+from dislab.metrics._sampling import check_codes, sample_codes
+from dislab.metrics.information import discrete_entropy, discrete_mutual_info, histogram_discretize
 
 
 def mutual_info_matrix(codes, factors, *, num_bins: int = 20) -> np.ndarray:

@@ -27,16 +27,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
-from dislab.metrics._sampling import (
-    check_split,
-    discrete_mutual_info,
-    histogram_discretize,
-    keep_varying,
-    normalize,
-    parallel_map,
-    quiet_sklearn,
-    sample_codes,
-)
+from dislab.metrics._sampling import check_split, keep_varying, normalize, parallel_map, quiet_sklearn, sample_codes
+from dislab.metrics.information import discrete_mutual_info, histogram_discretize
 
 
 def modularity_from_mi(mutual_information: np.ndarray) -> float:

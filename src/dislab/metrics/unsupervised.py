@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from dislab.metrics._sampling import discrete_mutual_info, histogram_discretize, sample_codes
+from dislab.metrics._sampling import sample_codes
+from dislab.metrics.information import discrete_mutual_info, histogram_discretize
 
 
 def gaussian_total_correlation(cov: np.ndarray) -> float:

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from dislab.metrics._sampling import check_codes, discrete_entropy, discrete_mutual_info, histogram_discretize
+from dislab.metrics._sampling import check_codes
+from dislab.metrics.information import discrete_entropy, discrete_mutual_info, histogram_discretize
 from dislab.metrics.udr import KL_ACTIVE, active_latents
 
 #: a factor's best latent is marked only where it stands out: its I(z; v_k) / H(v_k) exceeds every
