@@ -35,7 +35,6 @@ from dislab.data.ground_truth import GroundTruthData
 log = logging.getLogger("dislab")
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SIZES = (10, 10, 10, 8, 4, 15)
-SHAPES = ("cube", "cylinder", "sphere", "capsule")
 VALUES = (np.arange(10) / 10, np.arange(10) / 10, np.arange(10) / 10, np.linspace(0.75, 1.25, 8),
           np.arange(4, dtype=np.float64), np.linspace(-30, 30, 15))
 
