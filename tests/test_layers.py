@@ -20,7 +20,7 @@ LAYERS = [
     ("dislab.callbacks", "dislab.trackers", "dislab.console"),
     ("dislab.train", "dislab.rescore", "dislab.cli", "dislab.preview"),
     ("dislab.sweep",),
-    ("dislab.report", "dislab.references"),
+    ("dislab.report",),
 ]
 
 

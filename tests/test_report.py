@@ -16,8 +16,7 @@ from PIL import Image
 
 from conftest import ROOT
 from dislab import atomic
-from dislab.report import build
-from dislab.sweep import study
+from dislab.report.page import build, study
 from dislab.sweep.runs import find_runs, hyperparameters
 
 MODELS = {"beta_vae": ("BetaVAE", 4), "beta_tcvae": ("BetaTCVAE", 6), "vae": ("VAE", None)}
@@ -197,7 +196,7 @@ def test_a_few_points_are_a_strip_and_many_a_violin():
     import matplotlib.pyplot as plt
     from matplotlib.collections import PathCollection, PolyCollection
 
-    from dislab.viz.report_plots import MIN_VIOLIN, points
+    from dislab.report.plots import MIN_VIOLIN, points
 
     assert MIN_VIOLIN == 5
     fig, ax = plt.subplots()
@@ -222,7 +221,7 @@ def test_training_curves_mean_and_spread_over_seeds(tmp_path):
 
 
 def test_reference_lays_published_numbers_with_their_sources_beside_ours(tmp_path):
-    from dislab.references import load
+    from dislab.report.references import load
 
     ref = load("locatello2019")
     # exactly the numbers we hold a source for (issue 13), none more, none changed
@@ -306,7 +305,7 @@ def test_command_line(tmp_path, capsys):
     missing = subprocess.run([sys.executable, "-m", "dislab.report", str(tmp_path / "nowhere")], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
-    from dislab.report import main
+    from dislab.report.page import main
 
     assert main([str(sweep), "--reference", "nosuch", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()

@@ -189,7 +189,7 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mask):
 def test_every_file_of_a_run_its_summary_and_report_follows_the_umask(tmp_path, umask):
     """Checkpoints, metrics.json, history.csv, representation.npz, pictures, .hydra/config.yaml,
     sweep_summary.csv, udr.json and the report, under umask 027: group-readable, no more."""
-    from dislab.report import build
+    from dislab.report.page import build
     from dislab.sweep.summary import summarize
 
     umask(0o027)

@@ -116,8 +116,8 @@ def test_eval_rescores_reach_the_runs_wandb_run_the_sweep_summary_and_the_report
     """eval.py's work (``rescore``, in-process) re-scores mig on another sample size and adds modularity:
     the run's own W&B run (resumed by its id) holds them as its summary, and sweep_summary.csv and the
     report's runs read them back, with the re-score's settings."""
+    from dislab.report import study
     from dislab.rescore import rescore
-    from dislab.sweep import study
     from dislab.sweep.summary import summarize
     from wandb_files import read_runs
 

@@ -18,7 +18,7 @@ hold with a source a reader can check:
   as recorded in dislab's issue 13, not printed in a table); their code trains an MLP, not conv64.
 """
 
-from dislab.references import Published
+from dislab.report.references import Published
 
 TITLE = "dSprites, Locatello et al. 2019's unsupervised study setting"
 DATASET = "dsprites"

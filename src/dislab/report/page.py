@@ -5,12 +5,12 @@ where its data came from: procedural, or the file with its size and sha256, with
 procedural rendering stands in for a published file; network, knobs), the budgets, each metric's settings
 (sample sizes) and which direction is better for each metric. Then, for each training budget separately
 (runs of different lengths are never pooled): a table of every metric as mean ± std over seeds per model x
-setting of the knobs that differ (``dislab.sweep.study``), with the untrained network's score beside it
+setting of the knobs that differ (``dislab.report.study``), with the untrained network's score beside it
 (and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); per metric each
 model's scores (points; a violin only from 5 points on); per model the metrics against its first
 differing knob; training curves from each run's ``history.csv`` (mean over seeds, band from lowest
 to highest); and each run's pictures. Runs that did not finish are listed with their error.
-``--reference NAME`` (``dislab/references/NAME.py``, e.g. ``locatello2019``) adds our distributions
+``--reference NAME`` (``dislab/report/references/NAME.py``, e.g. ``locatello2019``) adds our distributions
 beside published numbers, each with its source. Writes ``report.html``, ``table.csv`` (and with a
 reference ``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
 """
@@ -28,11 +28,10 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from dislab.report import plots, study
+from dislab.report.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
 from dislab.rundir import METRICS
-from dislab.sweep import study
 from dislab.sweep.runs import finite, order_metrics
-from dislab.sweep.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
-from dislab.viz import report_plots as plots
 
 UDR_KEYS = ("udr_lasso", "udr_spearman")
 PICTURES = ("traversals.png", "traversals.gif", "reconstructions.png", "samples.png", "kl.png", "mi_heatmap.png")
@@ -289,7 +288,7 @@ def build(paths, out=None, reference: str | None = None) -> Path:
 
     ref = None
     if reference:
-        from dislab.references import load
+        from dislab.report.references import load
 
         ref = load(reference)  # before anything is written
     paths = [Path(p) for p in paths]
@@ -310,7 +309,7 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         h.append("<p>Budgets: " + " · ".join(f"<a href='#budget-{'all' if b is None else b}'>{e(budget_label(b))}</a>"
                                              for b in groups) + "</p>")
     if ref is not None:
-        from dislab.sweep.reproduction import section
+        from dislab.report.reproduction import section
 
         parts, ref_rows = section(ref, groups, runs, lambda name, png, caption: _figure(out, name, png, caption))
         h += parts
@@ -349,12 +348,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dislab.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="+", help="run or sweep directories")
     ap.add_argument("--out", help="output directory (default: DIR/report for one DIR, else ./report)")
-    ap.add_argument("--reference", help="lay published numbers beside ours: a module of dislab/references "
+    ap.add_argument("--reference", help="lay published numbers beside ours: a module of dislab/report/references "
                                         "(e.g. locatello2019)")
     args = ap.parse_args(argv)
     try:
         if args.reference:
-            from dislab.references import load
+            from dislab.report.references import load
 
             load(args.reference)  # an unknown name: one line, nothing written
     except ValueError as err:
@@ -367,7 +366,3 @@ def main(argv=None) -> int:
         return 2
     print(f"report: {path.resolve()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """A study's scores beside published ones (``python -m dislab.report DIR --reference NAME``).
 
-For each metric of the reference (``dislab.references.<NAME>.METRICS``) and each model: our
+For each metric of the reference (``dislab.report.references.<NAME>.METRICS``) and each model: our
 distribution per budget (mean ± std, n, budget) next to every published value with its kind and
 source. What makes the comparison weak is said next to it: a budget below the reference's, another
 data set, metric sample sizes other than the metric's defaults (which are the study's).
@@ -13,8 +13,8 @@ import inspect
 from dataclasses import dataclass
 from html import escape as e
 
-from dislab.sweep.study import budget_label, direction, fmt_stats, knobs, stats
-from dislab.viz.report_plots import Panel, distributions
+from dislab.report.plots import Panel, distributions
+from dislab.report.study import budget_label, direction, fmt_stats, knobs, stats
 
 
 def settings_of(key: str, settings: dict) -> tuple[str, dict] | None:

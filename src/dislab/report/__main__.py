@@ -1,0 +1,5 @@
+import sys
+
+from dislab.report.page import main
+
+sys.exit(main())
