@@ -84,9 +84,9 @@ class Console:
         self.started = time.monotonic()
 
     def info(self, msg: str, *args) -> None:
-        from pytorch_lightning.utilities import rank_zero_only
+        from dislab.lock import is_other_rank
 
-        if rank_zero_only.rank == 0:  # one voice under DDP
+        if not is_other_rank():  # one voice under DDP
             log.info(self.prefix + msg, *args)
 
     @contextlib.contextmanager

@@ -144,7 +144,6 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, float]:
 
 def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> dict[str, float]:
     import pytorch_lightning as pl
-    from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from dislab.callbacks.checkpoint import AtomicCheckpoint, Interrupted
@@ -191,7 +190,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     try:
         loggers = [history, *make_loggers(cfg, run_dir, name, group_name(cfg))]
         quiet_loggers(loggers)
-        zero = rank_zero_only.rank == 0  # the global rank (SLURM_PROCID...)
+        zero = not is_other_rank()  # the global rank zero (RANK, LOCAL_RANK, NODE_RANK, SLURM_PROCID)
         if zero:
             con.start(cfg, model, data, run_dir, name, final_metrics, during, loggers)
         if len(budgets) > 1 and budgets[-1] != budgets[-2] and dm.start_step:  # this segment extends the run

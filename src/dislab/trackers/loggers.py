@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from dislab import atomic
 from dislab.conf import short_name
 from dislab.evaluate import metric_settings
+from dislab.lock import is_other_rank
 from dislab.trackers.wandb import defaults as wandb_defaults
 from dislab.trackers.wandb import run_id as wandb_run_id
 
@@ -42,9 +43,7 @@ def _metric_settings(cfg) -> dict:
 def make_loggers(cfg, run_dir: Path, name: str, group: str) -> list:
     """The configured loggers, writing under ``run_dir``, each holding ``run_config(cfg, group)``; the run is
     ``name`` in W&B and MLflow, in W&B's group ``group`` (MLflow's tag ``group``)."""
-    from pytorch_lightning.utilities import rank_zero_only
-
-    loggers, zero = [], rank_zero_only.rank == 0
+    loggers, zero = [], not is_other_rank()
     for node in (cfg.get("logger") or {}).values():
         kwargs, target = {"save_dir": str(run_dir)}, node._target_
         if "Wandb" in target:
