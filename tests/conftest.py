@@ -12,11 +12,16 @@ CONF = ROOT / "conf"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# a few-step, few-point run on the toy data set
-FAST = ["dataset=toy", "net=mlp", "+net.hidden=32", "steps=4", "batch_size=16", "metrics=mig",
-        "++metrics.mig.num_train=256", "metrics@metrics_during=mig", "++metrics_during.mig.num_train=128",
-        "metrics_every=2", "num_eval=128", "num_decomposition=64", "logger=none", "trainer=cpu",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+# the tiny run every test starts from: the toy data set, a small mlp, batches of 16, MIG, no logger, no progress bar
+# or model summary
+TINY_CORE = ["dataset=toy", "net=mlp", "+net.hidden=32", "batch_size=16", "metrics=mig", "logger=none",
+             "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+# ... scored once, at its end, on few points (train.py in a subprocess: sweeps, refusals, SLURM jobs)
+TINY = [*TINY_CORE, "++metrics.mig.num_train=128", "metrics_every=0", "num_eval=64", "num_decomposition=0",
+        "eval_untrained=false"]
+# ... four steps on the CPU, scored during training too (in-process runs: ``run_fast``)
+FAST = [*TINY_CORE, "steps=4", "++metrics.mig.num_train=256", "metrics@metrics_during=mig",
+        "++metrics_during.mig.num_train=128", "metrics_every=2", "num_eval=128", "num_decomposition=64", "trainer=cpu"]
 
 
 def compose(overrides=(), config_name="train", **kwargs):

@@ -14,9 +14,16 @@ import pytest
 from PIL import Image
 
 from conftest import compose
+from data_files import (
+    MPI_SMALL,
+    cars3d_folder,
+    dsprites_file,
+    image_folder,
+    mpi3d_images,
+    shapes3d_file,
+    smallnorb_folder,
+)
 from dislab.data import source as sources
-from test_datasets import MPI_SMALL, cars3d_folder, image_folder, mpi3d_images, shapes3d_file, smallnorb_folder
-from test_dsprites import _write as dsprites_file
 
 DSPRITES = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 

@@ -1,12 +1,11 @@
 """The ground-truth data sets of conf/dataset/: generators (factor grid, determinism, what each
-factor changes) and loaders (each against a small file the test writes in the official format,
+factor changes) and loaders (each against a small file in the official format, from data_files.py,
 and every kind of bad file), the preview, and a few training steps on each."""
 
 from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +13,16 @@ import pytest
 from PIL import Image
 
 from conftest import CONF, compose
+from data_files import (
+    MPI_SMALL,
+    cars3d_folder,
+    image_folder,
+    mpi3d_images,
+    norb_write,
+    real_file_overrides,
+    shapes3d_file,
+    smallnorb_folder,
+)
 
 RNG = np.random.default_rng
 
@@ -38,21 +47,6 @@ def test_every_dataset_yaml_targets_its_own_module():
 
 
 # ---- shapes3d ------------------------------------------------------------------------------------
-def shapes3d_file(path, sizes=(2, 2, 2, 2, 4, 2), *, chunks=None, compression=None, image_of=None):
-    """A 3dshapes.h5 in the official layout over the first ``sizes`` values of each factor."""
-    from dislab.data.shapes3d import VALUES
-
-    grid = np.indices(sizes).reshape(len(sizes), -1).T
-    labels = np.stack([VALUES[k][grid[:, k]] for k in range(6)], 1).astype(np.float64)
-    images = np.zeros((len(grid), 64, 64, 3), np.uint8) if image_of is None else image_of(grid)
-    if image_of is None:  # the image's row number, written into its first pixels
-        images[:, 0, 0, 0], images[:, 0, 0, 1] = np.arange(len(grid)) % 256, np.arange(len(grid)) // 256
-    with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=images, chunks=chunks, compression=compression)
-        f.create_dataset("labels", data=labels)
-    return grid
-
-
 def test_shapes3d_renderer_grid_and_determinism():
     from dislab.data.shapes3d import Shapes3D
 
@@ -106,7 +100,7 @@ def test_shapes3d_reads_the_official_h5_lazily_in_row_major_order(tmp_path, layo
     grid = shapes3d_file(tmp_path / "3dshapes.h5", **layout)
     d = Shapes3D(path=tmp_path / "3dshapes.h5")
     assert d.factor_sizes == (2, 2, 2, 2, 4, 2) and len(d) == len(grid)
-    assert isinstance(d._images, np.memmap) == (not layout)
+    assert isinstance(d._images, np.memmap) == (not layout) and not d.paints  # the file stays on the host
     f, x = check_protocol(d, n=40)
     row = np.rint(x[:, 0, 0, 0] * 255) + 256 * np.rint(x[:, 1, 0, 0] * 255)
     assert np.array_equal(row, np.ravel_multi_index(tuple(f.T), d.factor_sizes))
@@ -171,22 +165,12 @@ def test_shapes3d_bad_files_get_one_clear_line(tmp_path, case):
 
 
 # ---- mpi3d ---------------------------------------------------------------------------------------
-MPI_SMALL = (2, 3, 2, 1, 1, 3, 2)
-
-
-def mpi3d_images(sizes=MPI_SMALL):
-    n = int(np.prod(sizes))
-    x = np.zeros((n, 64, 64, 3), np.uint8)
-    x[:, 0, 0, 0], x[:, 0, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
-    return x
-
-
 def test_mpi3d_memory_maps_the_official_npz_in_row_major_order(tmp_path):
     from dislab.data.mpi3d import MPI3D
 
     np.savez(tmp_path / "mpi3d_toy.npz", images=mpi3d_images())
     d = MPI3D(path=tmp_path / "mpi3d_toy.npz", factor_sizes=MPI_SMALL)
-    assert isinstance(d.images, np.memmap)
+    assert isinstance(d.images, np.memmap) and not d.paints  # a memory-mapped file stays on the host
     assert d.factor_names == ("object_color", "object_shape", "object_size", "camera_height", "background_color",
                               "horizontal_axis", "vertical_axis")
     f, x = check_protocol(d, n=30)
@@ -252,37 +236,6 @@ def _npy_bytes(a):
 
 
 # ---- smallnorb -----------------------------------------------------------------------------------
-NORB_MAGIC = {np.uint8: 0x1E3D4C55, np.int32: 0x1E3D4C54}
-
-
-def norb_write(path, array):
-    """A smallNORB binary matrix: magic, ndim, max(3, ndim) sizes (padded with 1), the elements."""
-    a = np.ascontiguousarray(array)
-    dims = list(a.shape) + [1] * (3 - a.ndim)
-    head = np.array([NORB_MAGIC[a.dtype.type], a.ndim, *dims], "<i4")
-    Path(path).write_bytes(head.tobytes() + a.astype(a.dtype.newbyteorder("<")).tobytes())
-
-
-def smallnorb_folder(folder, side=16, drop=0):
-    """Both halves over the whole grid, one instance per half (4 training, 0 testing); each image's left
-    half holds elevation*18 + azimuth, its right half category*12 + lighting*2 + (1 for training)."""
-    from dislab.data.smallnorb import CHUNKS
-
-    folder.mkdir(exist_ok=True)
-    grid = np.indices((5, 9, 18, 6)).reshape(4, -1).T
-    for chunk, inst in zip(CHUNKS, (4, 0), strict=True):
-        g = grid[drop:]
-        n = len(g)
-        img = np.zeros((n, 2, side, side), np.uint8)
-        img[:, :, :, : side // 2] = (g[:, 1] * 18 + g[:, 2])[:, None, None, None]
-        img[:, :, :, side // 2:] = (g[:, 0] * 12 + g[:, 3] * 2 + (inst == 4))[:, None, None, None]
-        info = np.column_stack([np.full(n, inst), g[:, 1], g[:, 2] * 2, g[:, 3]]).astype(np.int32)
-        norb_write(folder / f"smallnorb-{chunk}-dat.mat", img)
-        norb_write(folder / f"smallnorb-{chunk}-cat.mat", g[:, 0].astype(np.int32))
-        norb_write(folder / f"smallnorb-{chunk}-info.mat", info)
-    return folder
-
-
 def test_smallnorb_reads_the_official_binary_files(tmp_path):
     from dislab.data.smallnorb import SmallNORB
 
@@ -334,19 +287,6 @@ def test_smallnorb_bad_files_get_one_clear_line(tmp_path, case):
 
 
 # ---- cars3d --------------------------------------------------------------------------------------
-def cars3d_folder(folder, side=8, count=183):
-    """``count`` car files; each view is constant: red = elevation*60, green = azimuth*10, blue = car."""
-    import scipy.io
-
-    folder.mkdir(exist_ok=True)
-    e, a = np.meshgrid(np.arange(4), np.arange(24), indexing="ij")
-    for car in range(count):
-        im = np.zeros((side, side, 3, 24, 4), np.uint8)
-        im[:, :, 0], im[:, :, 1], im[:, :, 2] = (e * 60).T, (a * 10).T, car
-        scipy.io.savemat(folder / f"car_{car + 1:03d}_mesh.mat", {"im": im})
-    return folder
-
-
 def test_cars3d_reads_the_official_mat_files(tmp_path):
     from dislab.data.cars3d import Cars3D
 
@@ -386,20 +326,6 @@ def test_cars3d_bad_files_get_one_clear_line(tmp_path, case):
 
 
 # ---- images --------------------------------------------------------------------------------------
-def image_folder(folder, count=5):
-    """Wide and tall images whose centred square is green and whose margins are red; one JPEG."""
-    (folder / "sub").mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        w, h = (100 + 10 * i, 60) if i % 2 else (60, 90 + 10 * i)
-        a = np.zeros((h, w, 3), np.uint8)
-        a[..., 0] = 255
-        s = min(w, h)
-        a[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2] = (0, 200, i * 40 % 256)
-        Image.fromarray(a).save(folder / ("sub" if i == 0 else ".") / f"im{i}.{'jpg' if i == 3 else 'png'}")
-    (folder / "notes.txt").write_text("not an image")
-    return folder
-
-
 def test_images_folder_is_cropped_resized_and_factorless(tmp_path):
     from dislab.data.images import Images
 
@@ -520,26 +446,6 @@ def test_preview_writes_samples_then_one_row_per_factor(tmp_path):
     assert np.asarray(Image.open(out)).shape[0] == PAD + 7 * (64 + PAD)
 
 
-def real_file_overrides(name, tmp_path):
-    """``dataset.path=...`` (and the like) pointing at a small file in the official format."""
-    if name == "shapes3d":
-        shapes3d_file(tmp_path / "3dshapes.h5")
-        return [f"dataset.path={tmp_path / '3dshapes.h5'}"]
-    if name == "mpi3d":
-        np.savez(tmp_path / "mpi3d_toy.npz", images=mpi3d_images())
-        return [f"dataset.path={tmp_path / 'mpi3d_toy.npz'}", f"+dataset.factor_sizes={list(MPI_SMALL)}"]
-    if name == "smallnorb":
-        return [f"dataset.path={smallnorb_folder(tmp_path / 'norb', side=8)}"]
-    if name == "cars3d":
-        return [f"dataset.path={cars3d_folder(tmp_path / 'cars', side=4)}"]
-    if name == "images":
-        return [f"dataset.path={image_folder(tmp_path / 'faces', count=9)}"]
-    if name == "scream_dsprites":
-        Image.fromarray(RNG(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(tmp_path / "scream.png")
-        return [f"dataset.background={tmp_path / 'scream.png'}"]
-    return []
-
-
 DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
 
 
@@ -560,8 +466,9 @@ def test_every_dataset_trains_a_few_steps(tmp_path, name):
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_every_dataset_renders_on_a_device_the_numpy_images(tmp_path, name):
-    """``render`` (painted with torch where the data set paints; its small files held on the device)
-    gives the numpy renderer's images from the same generator, which ends in the same state."""
+    """``render`` gives the numpy renderer's images from the same generator, which ends in the same state: painted
+    with torch (its small files held on the device) wherever the data set says it paints (``GroundTruthData.paints``,
+    the contract), numpy's images copied elsewhere."""
     import torch
     from hydra.utils import instantiate
 
@@ -574,7 +481,6 @@ def test_every_dataset_renders_on_a_device_the_numpy_images(tmp_path, name):
         assert np.array_equal(x == 1, y == 1)
     else:
         assert np.array_equal(x, y), np.abs(x - y).max()
-    assert d.paints == (name not in ("shapes3d", "mpi3d"))  # memory-mapped files stay on the host
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

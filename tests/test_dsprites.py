@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_files import DSPRITES_SMALL, dsprites_file, dsprites_grid
 from dislab.data.dsprites import DSprites
 
 SHARED = Path(os.environ.get("DISLAB_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
@@ -150,31 +151,10 @@ def test_device_renderer_reproduces_the_real_frames():
 
 
 # -- the official file -----------------------------------------------------------------------------
-SMALL = (1, 3, 2, 3, 2, 2)  # colour x shape x scale x orientation x posX x posY: 72 images
-
-
-def _grid(sizes=SMALL) -> np.ndarray:
-    return np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), 1).astype(np.int64)
-
-
-def _write(path, **fields):
-    """A file in the official layout (field order, dtypes, a pickled metadata dict) on a small grid."""
-    classes = _grid()
-    n = len(classes)
-    grids = [np.array([1.0]), np.arange(1.0, 4.0), np.linspace(0.5, 1, 2), np.linspace(0, 2 * np.pi, 3),
-             np.linspace(0, 1, 2), np.linspace(0, 1, 2)]
-    values = np.stack([g[c] for g, c in zip(grids, classes.T, strict=True)], 1)
-    imgs = (np.random.default_rng(0).random((n, 64, 64)) < 0.3).astype(np.uint8)
-    meta = np.array({"title": "dSprites (test)", "latents_sizes": np.array(SMALL)}, dtype=object)
-    out = {"metadata": meta, "imgs": imgs, "latents_classes": classes, "latents_values": values, **fields}
-    np.savez_compressed(path, **{k: v for k, v in out.items() if v is not None})
-    return path, imgs, values
-
-
 def test_loader_serves_the_files_images_by_index(tmp_path):
-    path, imgs, values = _write(tmp_path / "dsprites.npz")
+    path, imgs, values = dsprites_file(tmp_path / "dsprites.npz")
     d = DSprites(path=str(path))
-    assert d.factor_sizes == SMALL[1:] and len(d) == 72 and d._bits.nbytes == 72 * 512  # 1 bit a pixel
+    assert d.factor_sizes == DSPRITES_SMALL[1:] and len(d) == 72 and d._bits.nbytes == 72 * 512  # 1 bit a pixel
     assert np.allclose(d.factor_values[2], np.linspace(0, 2 * np.pi, 3)) and np.allclose(d.factor_values[0], [1, 2, 3])
     f = np.r_[d.index_to_factors(np.array([0, 71])), d.sample_factors(200, np.random.default_rng(0))]
     got = d.sample_observations_from_factors(f, np.random.default_rng(0))
@@ -193,22 +173,25 @@ def _corrupt(p):
 BAD = {  # case: (how to make the file, words of the error)
     "not_npz": (lambda p: p.write_bytes(b"this is not an archive" * 10), "not a readable .npz"),
     "npy": (lambda p: np.save(p.with_suffix(".npy"), np.zeros(3)) or p.with_suffix(".npy").rename(p), "not an .npz"),
-    "truncated": (lambda p: p.write_bytes(_write(p)[0].read_bytes()[:5000]), "not a readable .npz"),
-    "corrupt": (lambda p: _corrupt(_write(p)[0]), "corrupt or truncated"),
-    "no_imgs": (lambda p: _write(p, imgs=None), "missing field.*imgs"),
-    "no_classes": (lambda p: _write(p, latents_classes=None), "missing field.*latents_classes"),
-    "no_values": (lambda p: _write(p, latents_values=None), "missing field.*latents_values"),
-    "imgs_dtype": (lambda p: _write(p, imgs=np.zeros((72, 64, 64), np.float32)), "imgs must be C-order uint8"),
-    "imgs_shape": (lambda p: _write(p, imgs=np.zeros((72, 32, 32), np.uint8)), "imgs must be C-order uint8"),
-    "imgs_count": (lambda p: _write(p, imgs=np.zeros((71, 64, 64), np.uint8)), "imgs must be C-order uint8"),
-    "imgs_values": (lambda p: _write(p, imgs=np.full((72, 64, 64), 255, np.uint8)), "0/1 pixels"),
-    "classes_dtype": (lambda p: _write(p, latents_classes=_grid().astype(np.float64)), "integer \\(N, 6\\)"),
-    "classes_shape": (lambda p: _write(p, latents_classes=_grid()[:, 1:]), "integer \\(N, 6\\)"),
-    "classes_object": (lambda p: _write(p, latents_classes=np.array([{"a": 1}] * 72, dtype=object)), "unreadable"),
-    "order": (lambda p: _write(p, latents_classes=_grid()[[1, 0, *range(2, 72)]]), "not the row-major grid"),
-    "incomplete": (lambda p: _write(p, latents_classes=_grid()[:-1]), "not the row-major grid"),
-    "colours": (lambda p: _write(p, latents_classes=_grid((2, 3, 2, 3, 2, 1))), "single colour"),
-    "values_shape": (lambda p: _write(p, latents_values=np.zeros((72, 5))), "latents_values must be"),
+    "truncated": (lambda p: p.write_bytes(dsprites_file(p)[0].read_bytes()[:5000]), "not a readable .npz"),
+    "corrupt": (lambda p: _corrupt(dsprites_file(p)[0]), "corrupt or truncated"),
+    "no_imgs": (lambda p: dsprites_file(p, imgs=None), "missing field.*imgs"),
+    "no_classes": (lambda p: dsprites_file(p, latents_classes=None), "missing field.*latents_classes"),
+    "no_values": (lambda p: dsprites_file(p, latents_values=None), "missing field.*latents_values"),
+    "imgs_dtype": (lambda p: dsprites_file(p, imgs=np.zeros((72, 64, 64), np.float32)), "imgs must be C-order uint8"),
+    "imgs_shape": (lambda p: dsprites_file(p, imgs=np.zeros((72, 32, 32), np.uint8)), "imgs must be C-order uint8"),
+    "imgs_count": (lambda p: dsprites_file(p, imgs=np.zeros((71, 64, 64), np.uint8)), "imgs must be C-order uint8"),
+    "imgs_values": (lambda p: dsprites_file(p, imgs=np.full((72, 64, 64), 255, np.uint8)), "0/1 pixels"),
+    "classes_dtype": (lambda p: dsprites_file(p, latents_classes=dsprites_grid().astype(np.float64)),
+                      "integer \\(N, 6\\)"),
+    "classes_shape": (lambda p: dsprites_file(p, latents_classes=dsprites_grid()[:, 1:]), "integer \\(N, 6\\)"),
+    "classes_object": (lambda p: dsprites_file(p, latents_classes=np.array([{"a": 1}] * 72, dtype=object)),
+                       "unreadable"),
+    "order": (lambda p: dsprites_file(p, latents_classes=dsprites_grid()[[1, 0, *range(2, 72)]]),
+              "not the row-major grid"),
+    "incomplete": (lambda p: dsprites_file(p, latents_classes=dsprites_grid()[:-1]), "not the row-major grid"),
+    "colours": (lambda p: dsprites_file(p, latents_classes=dsprites_grid((2, 3, 2, 3, 2, 1))), "single colour"),
+    "values_shape": (lambda p: dsprites_file(p, latents_values=np.zeros((72, 5))), "latents_values must be"),
 }
 
 

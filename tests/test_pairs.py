@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import CONF, compose
+from data_files import real_file_overrides
 from dislab.data.ground_truth import GroundTruthData
 from dislab.data.pairs import PairSampler
 from dislab.data.toy import Toy
@@ -154,8 +155,6 @@ def test_every_ground_truth_data_set_serves_pairs(tmp_path, name):
     """Procedural and file-backed sets (small files in the official formats): exactly k factors differ,
     and each image is its factors' image; a folder of images (no factors) is refused in one line."""
     from hydra.utils import instantiate
-
-    from test_datasets import real_file_overrides
 
     if "dsprites" in name:
         pytest.importorskip("dislab.data.dsprites")

@@ -12,11 +12,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, compose
-
-TINY = ["dataset=toy", "net=mlp", "+net.hidden=32", "batch_size=16", "metrics=mig", "++metrics.mig.num_train=128",
-        "metrics_every=0", "num_eval=64", "num_decomposition=0", "logger=none", "eval_untrained=false",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+from conftest import ROOT, TINY, compose
 
 
 def _cli(script, *args, timeout=300):

@@ -21,11 +21,8 @@ import torch
 from pytorch_lightning import Callback
 
 import slurm_cluster
-from conftest import ROOT
+from conftest import ROOT, TINY
 
-TINY = ["dataset=toy", "net=mlp", "+net.hidden=32", "logger=none", "metrics=mig", "++metrics.mig.num_train=128",
-        "metrics_every=0", "num_eval=64", "num_decomposition=0", "eval_untrained=false", "batch_size=16",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 SLURM = ["-m", "launcher=slurm", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10"]
 WAIT = 600  # seconds any one thing may take on a loaded machine before a test gives up
 

@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF, ROOT
+from conftest import CONF, ROOT, TINY
 
-TINY = ["steps=3", "dataset=toy", "net=mlp", "+net.hidden=32", "logger=none", "metrics=mig",
-        "++metrics.mig.num_train=128", "metrics_every=0", "num_eval=64", "num_decomposition=0", "eval_untrained=false",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+JOB = ["steps=3", *(o for o in TINY if o != "batch_size=16")]  # a sweep's job: the tiny run at the default batch size
 
 
 def _train(*args, timeout=300, env=None):
@@ -32,7 +30,7 @@ def _summary(sweep_dir) -> dict[str, dict]:
 
 
 def test_parallel_sweep_survives_a_failing_job_and_a_rerun_skips_finished_jobs(tmp_path):
-    sweep = ["-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "model=beta_vae,beta_tcvae", "seed=0,1", *TINY,
+    sweep = ["-m", "launcher=joblib", "hydra.launcher.n_jobs=2", "model=beta_vae,beta_tcvae", "seed=0,1", *JOB,
              f"hydra.sweep.dir={tmp_path}"]
     bad = tmp_path / "3" / "checkpoints" / "last.ckpt"  # job 3 (beta_tcvae, seed 1) will fail to resume
     bad.parent.mkdir(parents=True)
@@ -73,7 +71,7 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
     unreadable checkpoint), the search goes on and the summary lists it; a re-run replays trials 0 and 2 from
     their metrics.json and trains trial 1 with the same knobs."""
     search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "lr=choice(0.001,0.0001)",
-              "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={tmp_path}"]
+              "hydra.sweeper.n_trials=3", *JOB, f"hydra.sweep.dir={tmp_path}"]
     bad = tmp_path / "1" / "checkpoints" / "last.ckpt"
     bad.parent.mkdir(parents=True)
     bad.write_text("not a checkpoint")
@@ -106,7 +104,7 @@ def test_optuna_search_draws_from_its_space_survives_a_failing_trial_and_resumes
 
 
 def test_an_optuna_search_whose_every_trial_fails_ends_with_its_summary_and_exit_1(tmp_path):
-    search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "hydra.sweeper.n_trials=2", *TINY,
+    search = ["sweeper=optuna", "model=beta_vae", "beta=interval(1,8)", "hydra.sweeper.n_trials=2", *JOB,
               f"hydra.sweep.dir={tmp_path}"]
     for j in "01":
         bad = tmp_path / j / "checkpoints" / "last.ckpt"
@@ -315,7 +313,7 @@ def test_slurm_launcher_writes_the_sbatch_script(tmp_path):
 
 
 def test_ddp_on_cpu_trains_the_configured_steps_and_writes_results_once(tmp_path):
-    out = _train("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, "steps=5", "batch_size=16",
+    out = _train("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *JOB, "steps=5", "batch_size=16",
                  "logger=wandb", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-3000:]
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -330,7 +328,7 @@ def test_ddp_jobs_in_a_sweep_run_once_each_and_a_failing_one_spares_the_rest(tmp
     """Under the basic launcher every DDP rank runs its job alone (not the whole sweep again), and a
     job whose ranks die does not take the sweep with it (Lightning's watchdog would)."""
     out = _train("-m", "model=vae", "lr=1e30,1e-4", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                 *TINY, "steps=4", "batch_size=16", f"hydra.sweep.dir={tmp_path}")
+                 *JOB, "steps=4", "batch_size=16", f"hydra.sweep.dir={tmp_path}")
     assert out.returncode == 1, out.stderr[-3000:]
     assert (out.stdout + out.stderr).count("Launching 2 jobs locally") == 1
     assert "NonFiniteError" in (tmp_path / "0" / "error.txt").read_text()

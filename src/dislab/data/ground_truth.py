@@ -35,7 +35,11 @@ class GroundTruthData:
     has_factors: bool = True
     #: the ``dataset.device`` knob (``dislab.data._device.check_device``), set by the constructor
     device: str = "auto"
-    #: whether ``paint`` renders with torch on a device; if not, ``render`` copies numpy images there
+    #: whether ``paint`` renders with torch on a device; if not, ``render`` copies numpy images there. A class
+    #: attribute, or a property where the instance decides (a memory-mapped file is read on the host). The contract
+    #: of a data set that paints: from equal generators ``render`` gives ``sample_observations_from_factors``'
+    #: images (noise aside: ``noisy_dsprites`` paints other noise of the same law) and leaves the generator where
+    #: numpy's renderer leaves it; tests/test_datasets.py checks every data set of conf/dataset/ that paints.
     paints: bool = False
     #: the published file that the rendering without ``path`` stands in for; None: it stands in for nothing
     stands_in_for: str | None = None
