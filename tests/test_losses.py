@@ -200,7 +200,7 @@ def test_factor_vae_loss_and_discriminator_loss_by_hand(monkeypatch):
         assert loss.item() == pytest.approx(1.5 + 7.0 * tc, rel=1e-10)
         # D: cross-entropy, codes of q(z) as class 0 and their permutation as class 1, halves weighted equally
         perm = torch.tensor([[0.1, 0.3], [-1.0, -0.2], [0.7, 1.5]], dtype=torch.float64)  # columns permuted apart
-        monkeypatch.setattr("dislab.models.factor_vae.permute_dims", lambda z: perm)
+        monkeypatch.setattr("dislab.models.factor_vae.permute_dims", lambda z, u=None: perm)
         fake = m.discriminator(perm).tolist()
         expected = 0.5 * sum(_ce(v, 0) for v in logits) / 3 + 0.5 * sum(_ce(v, 1) for v in fake) / 3
         assert m.discriminator_loss(Z).item() == pytest.approx(expected, rel=1e-10)

@@ -23,6 +23,8 @@ from dislab.objectives.gaussian import ESTIMATORS, kl_decomposition
 
 
 class BetaTCVAE(VAE):
+    packable = ("beta", "alpha", "gamma")
+
     def __init__(self, beta: float = 6.0, alpha: float = 1.0, gamma: float = 1.0, estimator: str = "mws", **kwargs):
         super().__init__(**kwargs)
         if estimator not in ESTIMATORS:

@@ -6,6 +6,8 @@ from dislab.models.vae import VAE
 
 
 class BetaVAE(VAE):
+    packable = ("beta",)
+
     def __init__(self, beta: float = 4.0, **kwargs):
         super().__init__(**kwargs)
         self.beta = float(beta)

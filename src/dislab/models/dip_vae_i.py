@@ -11,6 +11,7 @@ from dislab.objectives.covariance import diag_off_diag_penalty, dip_covariance
 
 
 class DIPVAEI(VAE):
+    packable = ("lambda_od", "lambda_d")
     kind, lambda_d_factor = "i", 10.0  # DIP-VAE-II (dip_vae_ii.py) changes these two only
 
     def __init__(self, lambda_od: float = 10.0, lambda_d: float | None = None, **kwargs):

@@ -31,6 +31,8 @@ def discriminator(z_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequent
 
 
 class FactorVAE(CodeDiscriminatorVAE):
+    packable = ("gamma",)
+
     def __init__(self, gamma: float = 10.0, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9), **kwargs):
         super().__init__(disc_lr=disc_lr, disc_betas=disc_betas, **kwargs)
         self.gamma = float(gamma)
@@ -41,9 +43,16 @@ class FactorVAE(CodeDiscriminatorVAE):
         tc = density_ratio_tc(self.discriminator(z))
         return kl + self.gamma * tc, {"tc": tc}
 
-    def discriminator_loss(self, z: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of D on q(z) samples (class 0) and their per-dimension permutation (class 1)."""
+    def draws(self, b, generator=None, device=None, dtype=None):
+        """The reparameterisation noise, then the uniform draws ``u`` (b, z_dim) of the permutation of the codes
+        (``permute_dims``), as one training step uses them."""
+        return {**super().draws(b, generator, device, dtype),
+                "u": torch.rand(b, self.net.z_dim, generator=generator, device=device, dtype=dtype)}
+
+    def discriminator_loss(self, z: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy of D on q(z) samples (class 0) and their per-dimension permutation (class 1); ``u``:
+        the permutation's uniform draws (``draws``; None: drawn here)."""
         z = z.detach()
-        logits = self.discriminator(torch.cat([z, permute_dims(z)]))
+        logits = self.discriminator(torch.cat([z, permute_dims(z, u=u)]))
         target = (torch.arange(2 * len(z), device=z.device) >= len(z)).long()  # 0s then 1s, made on z's device
         return F.cross_entropy(logits, target)  # = 0.5 (CE on q(z) + CE on q-bar(z)), equal halves

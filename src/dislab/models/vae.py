@@ -52,6 +52,15 @@ class VAE(pl.LightningModule):
     stochastic = True
     #: a weakly-supervised method's pair-sampler options (``dislab.data.pairs.PairSampler``); None: single images
     pairs: dict | None = None
+    #: the numeric settings that may differ between the models of one packed group (``dislab.pack``): each
+    #: becomes a tensor of the group's values; every other setting of the method must be equal within a group
+    packable: tuple[str, ...] = ()
+    #: the step a packed group is taking (``dislab.pack`` sets it); None: Lightning's ``global_step``
+    pack_step = None
+
+    def current_step(self):
+        """The training step being taken: Lightning's ``global_step``, or a packed group's (a 0-d tensor)."""
+        return self.global_step if self.pack_step is None else self.pack_step
 
     def __setattr__(self, name, value):
         """``nn.Module.__setattr__`` checks every value against parameters, buffers and modules (with
@@ -86,8 +95,17 @@ class VAE(pl.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} does not train on pairs")
 
     # -- training --------------------------------------------------------------------------
-    def losses(self, x: torch.Tensor, changed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The loss terms of a batch of images, or (with ``changed``) of pairs x (B, 2, C, H, W). Under
+    def draws(self, b: int, generator: torch.Generator | None = None, device=None, dtype=None) -> dict:
+        """The random tensors one training step of ``b`` images uses, drawn in the order the step uses them
+        (the global torch generator when ``generator`` is None): the reparameterisation noise ``eps`` (b, z_dim).
+        A packed group (``dislab.pack``) draws each model's from that model's own generator."""
+        return {"eps": torch.randn(b, self.net.z_dim, generator=generator, device=device, dtype=dtype)} \
+            if self.stochastic else {}
+
+    def losses(self, x: torch.Tensor, changed: torch.Tensor | None = None, eps: torch.Tensor | None = None
+               ) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch of images, or (with ``changed``) of pairs x (B, 2, C, H, W); ``eps``: the
+        reparameterisation noise (``draws``; None: drawn here from the global generator). Under
         bf16 autocast (``trainer.precision=bf16-mixed``) only the network runs in bf16: its outputs are
         taken to float32, and z, the pair averaging, the reconstruction loss, the KL and the regulariser
         are computed in float32 with autocast off (no-ops without autocast)."""
@@ -101,14 +119,16 @@ class VAE(pl.LightningModule):
                 mu, logvar, pairs["shared"] = self.pair_posteriors(mu.reshape(b, 2, -1), logvar.reshape(b, 2, -1),
                                                                    changed)
             mu, logvar = mu.flatten(0, 1), logvar.flatten(0, 1)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.stochastic else mu
+        if self.stochastic:
+            z = mu + (torch.randn_like(mu) if eps is None else eps) * torch.exp(0.5 * logvar)
+        else:
+            z = mu
         logits = _wide(self.net.decode(z))
         with _float32(x.device.type):
             recon = reconstruction_loss(logits, x, self.recon)
             kl = gaussian_kl(mu, logvar).sum(1).mean()
             reg, logs = self.regularizer(kl, mu, logvar, z)
         terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **pairs, **logs}
-        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
         return terms
 
     def training_step(self, batch, batch_idx):
@@ -118,6 +138,7 @@ class VAE(pl.LightningModule):
         ``global_step`` (one per ``opt.step()``) are Lightning's as before."""
         opt = self.optimizers()
         terms = self.losses(*batch) if self.pairs is not None else self.losses(batch)
+        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms["loss"])
         opt.step()
@@ -238,6 +259,7 @@ class CodeDiscriminatorVAE(VAE):
     def training_step(self, batch, batch_idx):
         opt_ae, opt_d = self.optimizers()
         terms = self.losses(batch)
+        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
         opt_ae.zero_grad()
         self.manual_backward(terms["loss"])
         opt_ae.step()

@@ -12,10 +12,14 @@ from __future__ import annotations
 import torch
 
 
-def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each column of ``z`` (B, D) shuffled by its own random permutation of the batch rows."""
+def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None, u: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """Each column of ``z`` (B, D) shuffled by its own random permutation of the batch rows: the argsort of
+    uniform draws ``u`` (B, D) (None: drawn here)."""
     b, d = z.shape
-    idx = torch.argsort(torch.rand(b, d, generator=generator, device=z.device), dim=0)
+    if u is None:
+        u = torch.rand(b, d, generator=generator, device=z.device)
+    idx = torch.argsort(u, dim=0)
     return torch.gather(z, 0, idx)
 
 
