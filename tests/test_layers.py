@@ -13,12 +13,12 @@ LAYERS = [
     ("dislab", "dislab.atomic", "dislab.lock", "dislab.conf"),        # tools every layer may use
     ("dislab.data", "dislab.nets", "dislab.objectives"),         # the ground floor
     ("dislab.validate",),                                         # one rule per knob
-    ("dislab.models",),
+    ("dislab.models", "dislab.pack.engine"),
     ("dislab.metrics",),
     ("dislab.viz",),                                              # pure pictures of metrics' arrays
     ("dislab.evaluate", "dislab.load", "dislab.pictures", "dislab.rundir"),
     ("dislab.callbacks", "dislab.trackers", "dislab.console"),
-    ("dislab.train", "dislab.rescore", "dislab.cli", "dislab.preview"),
+    ("dislab.train", "dislab.rescore", "dislab.cli", "dislab.preview", "dislab.pack"),
     ("dislab.sweep",),
     ("dislab.report",),
 ]

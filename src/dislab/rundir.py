@@ -37,7 +37,7 @@ REFUSED = "refused"  # <sweep dir>/refused/<job>.json: a job refused its directo
 # it logs: never part of what a run trained, of its name, of a sweep cell, or of a resume's comparison
 BOOKKEEPING = ("hydra", "launcher", "sweeper", "sweep", "run_dir", "group", "sweep_name", "threads", "logger",
                "callbacks", "checkpoint_every", "metrics_every", "metrics_during", "eval_untrained", "resume",
-               "extend", "objective", "compile", "compile_mode", "channels_last", "dataset.device",
+               "extend", "pack", "objective", "compile", "compile_mode", "channels_last", "dataset.device",
                "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
                "trainer.default_root_dir")
 

@@ -31,7 +31,7 @@ class _Flags:
     """One optimizer's unread steps: a flag each (float 0/1, on the device), the step, the loss terms."""
 
     def __init__(self, device, capacity: int):
-        self.buf = torch.zeros(capacity, device=device)
+        self.buf = torch.zeros(capacity, device=device, dtype=torch.float32)  # also under 64-true precision
         self.steps: list[int] = []
         self.terms: list[dict] = []
 
@@ -57,7 +57,7 @@ class NanGuard(Callback):
         fl = self._flags.get(id(optimizer))
         if fl is None:
             fl = self._flags[id(optimizer)] = _Flags(device, self.capacity)
-            self._one.setdefault(device, torch.ones((), device=device))
+            self._one.setdefault(device, torch.ones((), device=device, dtype=torch.float32))
         elif len(fl.steps) == self.capacity:
             self.check(trainer)
         found = fl.buf[len(fl.steps)]

@@ -24,6 +24,8 @@ from dislab.models.vae import CodeDiscriminatorVAE
 
 
 class AAE(CodeDiscriminatorVAE):
+    #: why a packed group (``dislab.pack``) cannot hold it
+    pack_refusal = "its discriminator draws prior samples inside its loss"
     stochastic = False
 
     def __init__(self, lam: float = 1.0, disc_hidden: int = 1000, disc_lr: float = 1e-4, disc_betas=(0.5, 0.9),

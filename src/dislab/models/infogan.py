@@ -68,6 +68,8 @@ class Generator(nn.Module):
 
 
 class InfoGAN(VAE):
+    #: why a packed group (``dislab.pack``) cannot hold it
+    pack_refusal = "a GAN's step is not the VAE step a packed group maps"
     stochastic = False
 
     def __init__(self, lam: float = 1.0, n_cat: int = 1, cat_dim: int = 3, n_cont: int = 4, disc_lr: float = 2e-4,

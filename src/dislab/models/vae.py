@@ -55,6 +55,8 @@ class VAE(pl.LightningModule):
     #: the numeric settings that may differ between the models of one packed group (``dislab.pack``): each
     #: becomes a tensor of the group's values; every other setting of the method must be equal within a group
     packable: tuple[str, ...] = ()
+    #: why a packed group cannot hold this method (None: it can)
+    pack_refusal: str | None = None
     #: the step a packed group is taking (``dislab.pack`` sets it); None: Lightning's ``global_step``
     pack_step = None
 
@@ -188,9 +190,10 @@ class VAE(pl.LightningModule):
         self.eval()
         try:
             with torch.inference_mode():
+                dtype = self.dtype if self.dtype in (torch.float32, torch.float64) else torch.float32
                 if isinstance(x, torch.Tensor):
-                    return fn(x.to(self.device, torch.float32))
-                return fn(torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device))
+                    return fn(x.to(self.device, dtype))
+                return fn(torch.as_tensor(np.asarray(x), device=self.device, dtype=dtype))
         finally:
             self.train(was_training)
 

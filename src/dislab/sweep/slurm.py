@@ -167,7 +167,8 @@ class SlurmLauncher(SubmititSlurmLauncher):
 
     def _job(self, overrides: list[str], num: int) -> Job:
         subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)["subdir"]
-        if subdir == "${hydra.job.num}":  # conf/train.yaml's: no need to compose the job's config
+        if subdir == "${hydra.job.num}" and not any(o.startswith("hydra.sweep.subdir=") for o in overrides):
+            # conf/train.yaml's, not a packed sweep's (dislab.sweep.pack): no need to compose the job's config
             return Job(num, overrides, Path(str(self.config.hydra.sweep.dir)) / str(num))
         config = self._config(overrides, num)
         return Job(num, overrides, Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), config)

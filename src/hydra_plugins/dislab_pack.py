@@ -1,0 +1,38 @@
+"""The sweeper of every dislab multirun (``conf/train.yaml``): Hydra's basic sweeper, which with ``pack=k`` (k > 1)
+hands the launcher packed groups of jobs (``dislab.sweep.pack``) instead of one job per run. Hydra takes
+sweepers only from the ``hydra_plugins`` namespace package."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+log = logging.getLogger("dislab.sweep")
+
+
+class PackSweeper(BasicSweeper):
+    def sweep(self, arguments):
+        k = int(self.config.get("pack") or 1)
+        if k <= 1:
+            return super().sweep(arguments)
+        from dislab.sweep.pack import member_config, plan
+
+        params = self._parse_config()
+        params.extend(arguments)
+        overrides = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
+        batches = self.split_arguments(overrides, None)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        loader = self.hydra_context.config_loader
+        jobs = [(num, list(ov), member_config(loader, self.config, ov, num))
+                for num, ov in enumerate(ov for batch in batches for ov in batch)]
+        launch = plan(jobs, k, sweep_dir)
+        results = self.launcher.launch(launch, initial_job_idx=len(jobs))
+        for r in results:
+            _ = r.return_value
+        return [results]
