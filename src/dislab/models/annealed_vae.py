@@ -25,7 +25,9 @@ class AnnealedVAE(VAE):
         or (a packed group's) a tensor."""
         if not self.c_steps:
             return self.c_max
-        frac = (step / self.c_steps).clamp(max=1.0) if torch.is_tensor(step) else min(1.0, step / self.c_steps)
+        if torch.is_tensor(step):  # in float64, as Python computes the int's
+            return self.c_max * (step.double() / self.c_steps).clamp(max=1.0)
+        frac = min(1.0, step / self.c_steps)
         return self.c_max * frac
 
     def regularizer(self, kl, mu, logvar, z):

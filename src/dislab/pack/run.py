@@ -79,12 +79,12 @@ def as_job(hydra_cfg):
 
 def packable(cfg) -> str | None:
     """Why the job of ``cfg`` cannot be packed (one line), or None."""
-    from dislab.models.vae import VAE
+    from dislab.models.vae import VAE, PairVAE
 
     target = str(cfg.model._target_)
     module, _, name = target.rpartition(".")
     cls = getattr(__import__(module, fromlist=[name]), name)
-    if not issubclass(cls, VAE) or cls.pairs is not None or cls.pack_refusal:
+    if not issubclass(cls, VAE) or issubclass(cls, PairVAE) or cls.pack_refusal:
         why = getattr(cls, "pack_refusal", None) or "it trains on pairs (weak supervision)"
         return f"model {target.rsplit('.', 1)[-1]} cannot be packed: {why}"
     opt = cfg.optimizer
@@ -296,11 +296,22 @@ def _train(jobs: list[_Job], group_id: str) -> None:
         start = starts[0]
         ckpts = [torch.load(j.run_dir / CHECKPOINT, map_location="cpu", weights_only=True) if start else None
                  for j in jobs]
-        for m, c in zip(models, ckpts, strict=True):
-            if c is not None:
-                if "packed" not in c:
-                    raise GroupRefused(f"{CHECKPOINT} of a run trained alone resumes alone: run it with pack=1")
-                m.load_state_dict(c["state_dict"])
+        for c in ckpts:
+            if c is not None and "packed" not in c:
+                raise GroupRefused(f"{CHECKPOINT} of a run trained alone resumes alone: run it with pack=1")
+        # untrained evaluation: once per seed (the net's weights depend on its seed only), as
+        # a single run does it: before training moves the models to the group's device and precision
+        shared: dict = {}
+        for i, job in enumerate(jobs):
+            job.untrained = _metrics_only(job.history.rows.get(0, {})) if start else {}
+            if job.cfg.eval_untrained and not start:
+                key = int(job.cfg.seed)
+                if key not in shared:
+                    shared[key] = evaluation_scalars(models[i], data, final_metrics, job.cfg.eval_seed,
+                                                     job.cfg.num_decomposition)
+                log_scalars(job.loggers, shared[key], 0)
+                job.untrained = _metrics_only(shared[key])
+
         lrs = [float(j.cfg.optimizer.lr) for j in jobs]
         o = jobs[0].cfg.optimizer
         opt = {"betas": tuple(o.get("betas", ADAM["betas"])), "eps": float(o.get("eps", ADAM["eps"])),
@@ -310,6 +321,7 @@ def _train(jobs: list[_Job], group_id: str) -> None:
             if c is None:
                 continue
             lane, j = pack.lane_of(i)
+            lane.load_state_dict(j, c["state_dict"])  # in the group's precision
             st = c["packed"]["optimizer"]
             lane.opt.load(j, lane.ae_names, st["model"])
             if lane.adversarial:
@@ -323,18 +335,6 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                  device, str(dtype).replace("torch.", ""), f", resuming at step {start}" if start else "")
         for j, n in zip(jobs, names, strict=False):
             log.info("  %s -> %s", n, j.run_dir)
-
-        # untrained evaluation: once per seed (the net's weights depend on its seed only)
-        shared: dict = {}
-        for i, job in enumerate(jobs):
-            job.untrained = _metrics_only(job.history.rows.get(0, {})) if start else {}
-            if job.cfg.eval_untrained and not start:
-                key = int(job.cfg.seed)
-                if key not in shared:
-                    shared[key] = evaluation_scalars(models[i], data, final_metrics, job.cfg.eval_seed,
-                                                     job.cfg.num_decomposition)
-                log_scalars(job.loggers, shared[key], 0)
-                job.untrained = _metrics_only(shared[key])
 
         seeds = sorted({int(j.cfg.seed) for j in jobs})
         paint = paint_device(data, device) if str(cfg0.dataset.get("device", "auto")) != "cpu" else None
