@@ -45,7 +45,8 @@ class Cars3D(HeldImages):
 
     def __init__(self, path=None, device: str = "auto"):
         self.device = check_device(device)
-        folder = existing(path, "cars3d (the folder of the 183 official car .mat files)", directory=True)
+        folder = existing(self.from_data_dir("path", path), "cars3d (the folder of the 183 official car .mat files)",
+                          directory=True, fetch="cars3d")
         files = self.files_in(folder)
         if len(files) != SIZES[2]:
             raise ValueError(f"cars3d: {folder} holds {len(files)} .mat files; the data set has {SIZES[2]} cars")

@@ -132,6 +132,7 @@ class DSprites(GroundTruthData):
 
     def __init__(self, path: str | os.PathLike | None = None, device: str = "auto"):
         device = check_device(device)
+        path = self.from_data_dir("path", path)  # null: the data directory's copy, if downloaded
         loaded = None if path is None else _load_official(path)  # checks everything before any state
         self.path, self.device, self._bits = path, device, None
         self.factor_values = [

@@ -42,7 +42,7 @@ class MPI3D(HeldImages):
         sizes = SIZES if factor_sizes is None else tuple(int(s) for s in factor_sizes)
         if len(sizes) != len(NAMES) or min(sizes) < 1:
             raise ValueError(f"mpi3d: factor_sizes={list(sizes)} must be {len(NAMES)} positive sizes")
-        p = existing(path, what)
+        p = existing(self.from_data_dir("path", path, variant=variant), what, fetch=f"mpi3d_{variant}")
         images = npz_member(p, "images", max_bytes=int(max_memory_gb * 2**30), what=what)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
             raise ValueError(f"mpi3d: {p}: 'images' is {images.dtype} {images.shape}, expected uint8 (N, 64, 64, 3)")

@@ -27,7 +27,7 @@ def load_background(path) -> np.ndarray:
     """The background picture as float32 (H, W, 3) in [0, 1], shrunk to fit ``THUMBNAIL``."""
     from PIL import Image
 
-    p = existing(path, "scream_dsprites: background (a picture, e.g. The Scream)", key="background")
+    p = existing(path, "scream_dsprites: background (a picture, e.g. The Scream)", key="background", fetch="scream")
     try:
         with Image.open(p) as im:
             im = im.convert("RGB")
@@ -46,6 +46,7 @@ class ScreamDSprites(DSprites):
     source_args = ("path", "background")  # the picture is part of the data
 
     def __init__(self, path=None, background=None, **kwargs):
+        background = self.from_data_dir("background", background)  # null: the data directory's copy
         pic = load_background(background)  # before anything else: a bad file leaves nothing behind
         super().__init__(path=path, **kwargs)
         self.background = background

@@ -59,7 +59,8 @@ class SmallNORB(HeldImages):
 
     def __init__(self, path=None, block: int = 2048, device: str = "auto"):
         self.device = check_device(device)
-        folder = existing(path, "smallnorb (the folder of the six official smallnorb-*.mat files)", directory=True)
+        folder = existing(self.from_data_dir("path", path), "smallnorb (the folder of the six official "
+                          "smallnorb-*.mat files)", directory=True, fetch="smallnorb")
         images, feats = [], []
         files = self.files_in(folder)  # dat, cat, info of each half
         for i, chunk in enumerate(CHUNKS):
