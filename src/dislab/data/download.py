@@ -203,13 +203,15 @@ SETS: dict[str, Published] = {s.name: s for s in (
 
 # ---- one file ------------------------------------------------------------------------------------------------
 class _Progress:
-    """A bar redrawn in place on a terminal; otherwise one line when a transfer starts and one when it ends."""
+    """A bar redrawn in place on a terminal; otherwise one line when a transfer starts, one at each tenth of a
+    file of known size, and one when it ends."""
 
     def __init__(self, out, tty: bool, label: str):
         self.out, self.tty, self.label, self.shown, self.drawn = out, tty, label, 0.0, False
 
     def begin(self, url: str, have: int, total: int | None):
         self.have0, self.start = have, time.monotonic()
+        self.tenth = int(10 * have / total) + 1 if total else 11
         if not self.tty:
             size = f" ({total:,} bytes)" if total else ""
             resume = f", resuming at byte {have:,}" if have else ""
@@ -217,7 +219,12 @@ class _Progress:
 
     def update(self, have: int, total: int | None, last: bool = False):
         now = time.monotonic()
-        if not self.tty or (not last and now - self.shown < 0.2):
+        if not self.tty:
+            if total and self.tenth < 10 and 10 * have >= self.tenth * total:
+                self.tenth = int(10 * have / total) + 1
+                print(f"{self.label}: {have:,} of {total:,} bytes", file=self.out, flush=True)
+            return
+        if not last and now - self.shown < 0.2:
             return
         self.shown = now
         rate = (have - self.have0) / max(now - self.start, 1e-6) / 1e6
@@ -432,7 +439,10 @@ def _place(s: Published, root: Path, out, err, tty: bool) -> Path:
     staged = None
     try:
         work.mkdir(parents=True, exist_ok=True)
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        try:
+            record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        except ValueError as e:
+            raise DownloadError(f"{s.name}: {record_path} is not readable JSON ({e}); repair or delete it") from None
         for remote in s.files:
             got.append(_fetch_file(s, remote, work, record, out, err, tty, final))
         staged = _unpack(s, [p for p, _, _ in got], work)

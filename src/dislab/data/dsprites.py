@@ -117,7 +117,8 @@ class DSprites(GroundTruthData):
     linspace(0, 1, 32)). Observations are deterministic functions of the factors.
 
     Args:
-        path: the official ``.npz`` file; ``None`` renders the images procedurally. The loader
+        path: the official ``.npz`` file; ``None``: the data directory's copy (``python -m
+            dislab.data.download dsprites``), or where there is none the images are rendered procedurally. The loader
             takes the factor grid from ``latents_classes`` (which must enumerate a full grid in
             row-major order with a single colour), so the official file gives the grid above.
     """

@@ -8,11 +8,12 @@ Factors (row-major in this order, the order of the published files): object_colo
 1,036,800 images. (disentanglement_lib's loader once listed 4 colours and 4 shapes; the published
 files hold 6 of each.)
 
-``path``: the official ``mpi3d_<variant>.npz`` (``images`` uint8 (1036800, 64, 64, 3)) or a ``.npy``
-of that array. The published ``.npz`` files are stored uncompressed, so the array is memory-mapped
-inside the zip and never read whole; a compressed ``.npz`` is read into memory only if it fits
-``max_memory_gb``, otherwise it is refused with a one-line error. ``factor_sizes`` may name a
-smaller grid for a file that holds one (tests); the file's length must match the grid.
+``path``: the official ``mpi3d_<variant>.npz`` (``images`` uint8 (1036800, 64, 64, 3)) or a ``.npy`` of that
+array; null: the data directory's copy (``python -m dislab.data.download mpi3d_<variant>``), refused in one
+line giving that command where there is none. The published ``.npz`` files are stored uncompressed, so the
+array is memory-mapped inside the zip and never read whole; a compressed ``.npz`` is read into memory only if
+it fits ``max_memory_gb``, otherwise it is refused with a one-line error. ``factor_sizes`` may name a smaller
+grid for a file that holds one (tests); the file's length must match the grid.
 """
 
 from __future__ import annotations

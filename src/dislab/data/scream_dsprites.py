@@ -7,7 +7,8 @@ crop's colours are inverted (1 - c) where the sprite is.
 
 Factors: those of dSprites (crop position and colour are drawn from ``rng``: an observation is
 deterministic given its factors and the generator's state). 3 channels. ``background``: the
-picture file (required: it cannot be downloaded here); ``path``: as for dSprites. On a device the
+picture file (null: the data directory's ``scream.jpg``, placed by ``python -m dislab.data.download scream``;
+refused where there is none); ``path``: as for dSprites. On a device the
 picture is held there, crop positions and colours are drawn by numpy as here, and the images are
 the same bit for bit.
 """

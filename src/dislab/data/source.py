@@ -2,8 +2,9 @@
 ``data``, every tracker's config ``data``, the report): a dict, ``GroundTruthData.source()``.
 
 * ``{"kind": "procedural", "dataset", "stands_in_for"}``: rendered by dislab; ``stands_in_for`` names the
-  published file the rendering replaces (``dsprites``, its variants and ``shapes3d`` without ``path``), so
-  its scores are not comparable with published ones; None where it stands in for nothing (``toy``).
+  published file the rendering replaces (``dsprites``, its variants and ``shapes3d`` without ``path`` or a
+  downloaded copy), so its scores are not comparable with published ones; None where it stands in for
+  nothing (``toy``).
 * ``{"kind": "file", "dataset", "path", "bytes", "sha256"}``: read from that file (absolute path); ``sha256``
   of its bytes, as ``sha256sum`` prints it.
 * ``{"kind": "folder", "dataset", "path", "files", "bytes", "sha256"}``: read from the data set's files in
