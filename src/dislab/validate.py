@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dislab.conf import model_knobs, target_name
-from dislab.data.source import DATA_ENV, PUBLISHED, fetch_command, placed, published
+from dislab.data.source import DATA_ENV, PUBLISHED, data_dir, fetch_command, placed, published
 
 
 class ConfigError(ValueError):
@@ -187,17 +187,25 @@ def _device_ok(v) -> bool:
 
 DEVICE = Rule(_device_ok, "auto, cpu, cuda or cuda:<index> (a GPU only where one is visible)",
               bad=("gpu0", "cuda:x", 1), offline=lambda v: isinstance(v, str) and v != "")
+
+
 def _from_data_dir(node):
     """A data set's node with each null file argument set to the data directory's copy of the published set it
-    reads, where that is there (as the data set itself does: ``GroundTruthData.from_data_dir``)."""
+    reads, where that is there (as the data set itself does: ``GroundTruthData.from_data_dir``); where it is not
+    and the argument has no procedural stand-in, a ConfigError giving the download command for that very set."""
     name = target_name(node)
     if not isinstance(node, dict) or name not in PUBLISHED:
         return node
     out = dict(node)
     for arg in PUBLISHED[name]:
-        found = placed(published(name, arg, node)) if node.get(arg) is None else None
+        fetch = published(name, arg, node) if node.get(arg) is None else None
+        found = placed(fetch)
         if found is not None:
             out[arg] = str(found)
+        elif fetch and not DATASETS[name][arg].test(None):
+            what = DATASETS[name][arg].allowed.split(", or null once")[0]
+            raise ConfigError(f"dataset.{arg}=null is not allowed; dataset.{arg} must be {what}, or null once "
+                              f"`{fetch_command(fetch)}` has placed it in the data directory {data_dir()}")
     return out
 
 

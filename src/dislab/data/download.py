@@ -269,9 +269,9 @@ def _transfer(url: str, part: Path, size: int | None, progress: _Progress) -> No
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # the part holds more than the file: start again
+        if e.code == 416 and have:  # the part holds the whole file or more: start again
             part.unlink()
-            raise _Cut(f"HTTP 416 for a resume at byte {have:,}; starting again") from None
+            return _transfer(url, part, size, progress)
         raise _Refused(f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
@@ -403,7 +403,7 @@ def _unpack(s: Published, files: list[Path], work: Path) -> Path:
         elif s.unpack == "cars":
             with tarfile.open(files[0], "r:*") as tar:
                 for m in tar:
-                    parts = m.name.split("/")
+                    parts = m.name.removeprefix("./").split("/")
                     if m.isfile() and len(parts) == 3 and parts[:2] == ["data", "cars"] and parts[2].endswith(".mat"):
                         _copy(tar.extractfile(m), folder / parts[2])
         else:
