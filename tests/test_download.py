@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -394,6 +395,6 @@ def test_the_command_line(data_dir, capsys):
     assert err.startswith("error: unknown data set 'nonsense'; known: dsprites, ") and err.count("\n") == 1
     assert not data_dir.exists()
     res = subprocess.run([sys.executable, "-m", "dislab.data.download", "--list"], capture_output=True, text=True,
-                         cwd=ROOT, env={**__import__("os").environ, "DISLAB_DATA": str(data_dir)}, timeout=120)
+                         cwd=ROOT, env={**os.environ, "DISLAB_DATA": str(data_dir)}, timeout=120)
     assert res.returncode == 0 and f"data directory: {data_dir}" in res.stdout
     assert "https://huggingface.co/datasets/waleedgondal/mpi3d/resolve/main/mpi3d_real.npz" in res.stdout
