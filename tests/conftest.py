@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["DISLAB_DATA"] = tempfile.mkdtemp(prefix="dislab-data-")  # no test reads the user's downloaded data sets
 
 # the tiny run every test starts from: the toy data set, a small mlp, batches of 16, MIG, no logger, no progress bar
 # or model summary

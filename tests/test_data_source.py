@@ -97,7 +97,8 @@ def test_every_data_set_names_its_source_with_the_sha256_hashlib_computes(tmp_pa
             assert expected["path"] in text and f"{expected['bytes']:,} bytes" in text and expected["sha256"] in text
     assert sources.stand_in_warning({"kind": "procedural", "dataset": "shapes3d", "stands_in_for": "3dshapes.h5"}) == (
         "data: shapes3d is procedural (dislab's re-rendering), not the published 3dshapes.h5: scores are not "
-        "comparable with published ones; give dataset.path=<3dshapes.h5> for the published file")
+        "comparable with published ones; give dataset.path=<3dshapes.h5> for the published file, or fetch it once "
+        f"into {sources.data_dir()}: python -m dislab.data.download shapes3d")
 
 
 def test_a_large_files_sha256_is_kept_by_path_size_and_time(tmp_path, monkeypatch):
@@ -151,7 +152,8 @@ def test_a_run_says_where_its_data_came_from(tmp_path, caplog):
     first = next(i for i, m in enumerate(lines) if m.startswith("data: "))
     assert lines[first] == (f"data: dsprites is procedural (dislab's re-rendering), not the published {DSPRITES}: "
                             f"scores are not comparable with published ones; give dataset.path=<{DSPRITES}> for "
-                            f"the published file")
+                            f"the published file, or fetch it once into {sources.data_dir()}: python -m "
+                            "dislab.data.download dsprites")
     assert lines[first + 1].startswith("run ")  # the summary follows it
     assert any(m.startswith("data ") and m.endswith(f"; procedural (dislab's re-rendering of the published "
                                                     f"{DSPRITES})") for m in lines)

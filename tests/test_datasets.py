@@ -417,7 +417,8 @@ def test_scream_dsprites_inverts_a_random_crop_of_the_background(tmp_path):
         assert ((colour >= 0) & (colour <= 1)).all()
         seen.add(fits[0])
     assert len(seen) > 5
-    for err, bg, words in [(FileNotFoundError, None, "no file given; pass dataset.background=<file>"),
+    for err, bg, words in [(FileNotFoundError, None, "no background given and none in the data directory .*; download "
+                            "it once with `python -m dislab.data.download scream`, or pass dataset.background=<file>"),
                            (FileNotFoundError, tmp_path / "x.jpg", "does not exist")]:
         with pytest.raises(err, match=words):
             ScreamDSprites(background=bg)

@@ -11,7 +11,7 @@ SRC = ROOT / "src"
 # lowest first; a module belongs to the layer of its longest matching prefix; within a layer any direction
 LAYERS = [
     ("dislab", "dislab.atomic", "dislab.lock", "dislab.conf"),        # tools every layer may use
-    ("dislab.data", "dislab.nets", "dislab.objectives"),         # the ground floor
+    ("dislab.data", "dislab.data.download", "dislab.nets", "dislab.objectives"),  # the ground floor
     ("dislab.validate",),                                         # one rule per knob
     ("dislab.models", "dislab.pack.engine"),
     ("dislab.metrics",),

@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dislab.conf import model_knobs, target_name
+from dislab.data.source import DATA_ENV, PUBLISHED, data_dir, fetch_command, placed, published
 
 
 class ConfigError(ValueError):
@@ -114,12 +115,16 @@ def _path_ok(v, kind: str) -> bool:
     return p.is_dir() if kind == "folder" else p.is_file() if kind == "file" else not p.exists() or p.is_dir()
 
 
-def path(kind: str, what: str, required: bool = True, null: str = "") -> Rule:
-    """``kind``: file | folder (must exist) | output (a folder, or nothing yet)."""
+def path(kind: str, what: str, required: bool = True, null: str = "", fetch: str = "") -> Rule:
+    """``kind``: file | folder (must exist) | output (a folder, or nothing yet). ``fetch``: the published set
+    that null reads from the data directory (``_from_data_dir``), once downloaded."""
     def text(v):
         return (v is None and not required) or (isinstance(v, str) and v != "")
 
     what = f"{what} (an existing {kind})" if kind != "output" else what
+    if fetch:
+        what += (f", or null once `{fetch_command(fetch)}` has placed it in the data directory "
+                 f"(${DATA_ENV}, default ~/.cache/dislab/data)")
     return Rule(lambda v: (v is None and not required) or _path_ok(v, kind),
                 what if required else f"null ({null}) or {what}",
                 bad=("" if kind == "output" else "/nonexistent/dislab-knob-check", 3, *((None,) if required else ())),
@@ -182,21 +187,46 @@ def _device_ok(v) -> bool:
 
 DEVICE = Rule(_device_ok, "auto, cpu, cuda or cuda:<index> (a GPU only where one is visible)",
               bad=("gpu0", "cuda:x", 1), offline=lambda v: isinstance(v, str) and v != "")
+
+
+def _from_data_dir(node):
+    """A data set's node with each null file argument set to the data directory's copy of the published set it
+    reads, where that is there (as the data set itself does: ``GroundTruthData.from_data_dir``); where it is not
+    and the argument has no procedural stand-in, a ConfigError giving the download command for that very set."""
+    name = target_name(node)
+    if not isinstance(node, dict) or name not in PUBLISHED:
+        return node
+    out = dict(node)
+    for arg in PUBLISHED[name]:
+        fetch = published(name, arg, node) if node.get(arg) is None else None
+        found = placed(fetch)
+        if found is not None:
+            out[arg] = str(found)
+        elif fetch and not DATASETS[name][arg].test(None):
+            what = DATASETS[name][arg].allowed.split(", or null once")[0]
+            raise ConfigError(f"dataset.{arg}=null is not allowed; dataset.{arg} must be {what}, or null once "
+                              f"`{fetch_command(fetch)}` has placed it in the data directory {data_dir()}")
+    return out
+
+
 _DSPRITES = path("file", "the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", required=False,
                  null="procedural")
 _MEMORY = number(0, strict=True)
 DATASETS = {
     "dsprites": {"path": _DSPRITES}, "color_dsprites": {"path": _DSPRITES}, "noisy_dsprites": {"path": _DSPRITES},
-    "scream_dsprites": {"path": _DSPRITES, "background": path("file", "a picture, e.g. The Scream's scream.jpg")},
+    "scream_dsprites": {"path": _DSPRITES,
+                        "background": path("file", "a picture, e.g. The Scream's scream.jpg", fetch="scream")},
     "shapes3d": {"path": path("file", "the official 3dshapes.h5", required=False, null="procedural"),
                  "supersample": integer(1)},
-    "mpi3d": {"path": path("file", "the official mpi3d_<variant>.npz"), "variant": one_of("toy", "realistic", "real"),
+    "mpi3d": {"path": path("file", "the official mpi3d_<variant>.npz", fetch="mpi3d_<variant>"),
+              "variant": one_of("toy", "realistic", "real"),
               "max_memory_gb": _MEMORY,
               "factor_sizes": optional(Rule(lambda v: isinstance(v, list) and len(v) == 7
                                             and all(_int(s) and s >= 1 for s in v), "7 positive sizes",
                                             bad=([6, 6], [6, 6, 2, 3, 3, 40, 0], "x")))},
-    "cars3d": {"path": path("folder", "the folder of the 183 official car .mat files")},
-    "smallnorb": {"path": path("folder", "the folder of the six official smallnorb .mat files"), "block": integer(1)},
+    "cars3d": {"path": path("folder", "the folder of the 183 official car .mat files", fetch="cars3d")},
+    "smallnorb": {"path": path("folder", "the folder of the six official smallnorb .mat files", fetch="smallnorb"),
+                  "block": integer(1)},
     "images": {"path": path("folder", "a folder of images"), "size": integer(8), "crop": optional(integer(1)),
                "cache_dir": path("output", "a folder (or a path not yet taken)", required=False, null="in memory"),
                "max_memory_gb": _MEMORY, "threads": optional(integer(1))},
@@ -324,7 +354,7 @@ def validate(cfg, files: bool = True) -> None:
             rules = {model: {k: METHOD[k] for k in MODELS[model]}}
             _check_target(c["model"], "model", f"model={model}", rules, files)
         for key, table in (("net", NETS), ("dataset", DATASETS)):
-            _check_target(c.get(key), key, "", table, files)
+            _check_target(_from_data_dir(c.get(key)) if key == "dataset" else c.get(key), key, "", table, files)
         for key, rules in (("trainer", TRAINER), ("optimizer", OPTIMIZER), *(
                 (f"logger.{name}", r) for name, r in LOGGERS.items())):
             held, node = _get(c, key)

@@ -20,10 +20,17 @@ def read_npy_header(fp) -> tuple:
     return read(fp)
 
 
-def existing(path, what: str, *, directory: bool = False, key: str = "path") -> Path:
-    """``path`` as a Path, or a one-line FileNotFoundError naming it and what it should be."""
+def existing(path, what: str, *, directory: bool = False, key: str = "path", fetch: str | None = None) -> Path:
+    """``path`` as a Path, or a one-line FileNotFoundError naming it and what it should be; ``fetch``: the
+    published set a null ``path`` would have read from the data directory (the line gives its download command)."""
     if path is None or str(path) == "":
-        raise FileNotFoundError(f"{what}: no file given; pass dataset.{key}=<{'folder' if directory else 'file'}>")
+        given = f"pass dataset.{key}=<{'folder' if directory else 'file'}>"
+        if fetch:
+            from dislab.data.source import data_dir, fetch_command
+
+            raise FileNotFoundError(f"{what}: no {key} given and none in the data directory {data_dir()}; "
+                                    f"download it once with `{fetch_command(fetch)}`, or {given}")
+        raise FileNotFoundError(f"{what}: no file given; {given}")
     p = Path(str(path)).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"{what}: {p} does not exist")

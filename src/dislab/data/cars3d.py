@@ -4,11 +4,11 @@ elevations, resized to 64x64 RGB (Pillow, Lanczos).
 
 Factors (row-major in this order): elevation 4, azimuth 24, object_type 183; 17,568 images.
 
-``path``: the folder of the published ``.mat`` files (MATLAB v5, one per car, e.g.
-``car_001_mesh.mat``), each holding ``im``: uint8 (H, W, 3, 24 azimuths, 4 elevations). The files
-are taken in sorted name order as object types 0..182 (disentanglement_lib takes the folder's
-listing order). Every file is checked before anything is kept; the resized images (216 MB) are
-held in memory.
+``path``: the folder of the published ``.mat`` files (MATLAB v5, one per car, e.g. ``car_001_mesh.mat``; null:
+the data directory's ``cars3d/``, from ``python -m dislab.data.download cars3d``), each holding ``im``: uint8
+(H, W, 3, 24 azimuths, 4 elevations). The files are taken in sorted name order as object types 0..182
+(disentanglement_lib takes the folder's listing order). Every file is checked before anything is kept; the
+resized images (216 MB) are held in memory.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class Cars3D(HeldImages):
 
     def __init__(self, path=None, device: str = "auto"):
         self.device = check_device(device)
-        folder = existing(path, "cars3d (the folder of the 183 official car .mat files)", directory=True)
+        folder = existing(self.from_data_dir("path", path), "cars3d (the folder of the 183 official car .mat files)",
+                          directory=True, fetch="cars3d")
         files = self.files_in(folder)
         if len(files) != SIZES[2]:
             raise ValueError(f"cars3d: {folder} holds {len(files)} .mat files; the data set has {SIZES[2]} cars")

@@ -117,7 +117,8 @@ class DSprites(GroundTruthData):
     linspace(0, 1, 32)). Observations are deterministic functions of the factors.
 
     Args:
-        path: the official ``.npz`` file; ``None`` renders the images procedurally. The loader
+        path: the official ``.npz`` file; ``None``: the data directory's copy (``python -m
+            dislab.data.download dsprites``), or where there is none the images are rendered procedurally. The loader
             takes the factor grid from ``latents_classes`` (which must enumerate a full grid in
             row-major order with a single colour), so the official file gives the grid above.
     """
@@ -132,6 +133,7 @@ class DSprites(GroundTruthData):
 
     def __init__(self, path: str | os.PathLike | None = None, device: str = "auto"):
         device = check_device(device)
+        path = self.from_data_dir("path", path)  # null: the data directory's copy, if downloaded
         loaded = None if path is None else _load_official(path)  # checks everything before any state
         self.path, self.device, self._bits = path, device, None
         self.factor_values = [

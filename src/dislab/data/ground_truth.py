@@ -55,9 +55,21 @@ class GroundTruthData:
                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
     @classmethod
+    def from_data_dir(cls, arg: str, value, **args):
+        """``value`` when given; when null, the data directory's copy of the published set that argument ``arg``
+        reads (``dislab.data.source.published``; ``args``: the other arguments, e.g. ``variant``) where it is
+        there; else None."""
+        if value is not None and str(value) != "":
+            return value
+        found = sources.placed(sources.published(cls.__module__.rsplit(".", 1)[-1], arg, args))
+        return None if found is None else str(found)
+
+    @classmethod
     def source_of(cls, args) -> dict:
         """Where ``cls(**args)`` reads its images from, without building it (``dislab.data.source``):
-        procedural without a ``path``, else the file or the folder (``files_in``) with its size and sha256."""
+        procedural without a ``path`` (given, or in the data directory), else the file or the folder
+        (``files_in``) with its size and sha256."""
+        args = {**args, **{k: cls.from_data_dir(k, args.get(k), **args) for k in cls.source_args}}
         out = {"dataset": cls.__module__.rsplit(".", 1)[-1]}
         path = args.get("path") if "path" in cls.source_args else None
         if path is None or str(path) == "":

@@ -8,11 +8,12 @@ Factors (row-major in this order, the order of the published files): object_colo
 1,036,800 images. (disentanglement_lib's loader once listed 4 colours and 4 shapes; the published
 files hold 6 of each.)
 
-``path``: the official ``mpi3d_<variant>.npz`` (``images`` uint8 (1036800, 64, 64, 3)) or a ``.npy``
-of that array. The published ``.npz`` files are stored uncompressed, so the array is memory-mapped
-inside the zip and never read whole; a compressed ``.npz`` is read into memory only if it fits
-``max_memory_gb``, otherwise it is refused with a one-line error. ``factor_sizes`` may name a
-smaller grid for a file that holds one (tests); the file's length must match the grid.
+``path``: the official ``mpi3d_<variant>.npz`` (``images`` uint8 (1036800, 64, 64, 3)) or a ``.npy`` of that
+array; null: the data directory's copy (``python -m dislab.data.download mpi3d_<variant>``), refused in one
+line giving that command where there is none. The published ``.npz`` files are stored uncompressed, so the
+array is memory-mapped inside the zip and never read whole; a compressed ``.npz`` is read into memory only if
+it fits ``max_memory_gb``, otherwise it is refused with a one-line error. ``factor_sizes`` may name a smaller
+grid for a file that holds one (tests); the file's length must match the grid.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class MPI3D(HeldImages):
         sizes = SIZES if factor_sizes is None else tuple(int(s) for s in factor_sizes)
         if len(sizes) != len(NAMES) or min(sizes) < 1:
             raise ValueError(f"mpi3d: factor_sizes={list(sizes)} must be {len(NAMES)} positive sizes")
-        p = existing(path, what)
+        p = existing(self.from_data_dir("path", path, variant=variant), what, fetch=f"mpi3d_{variant}")
         images = npz_member(p, "images", max_bytes=int(max_memory_gb * 2**30), what=what)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
             raise ValueError(f"mpi3d: {p}: 'images' is {images.dtype} {images.shape}, expected uint8 (N, 64, 64, 3)")

@@ -7,7 +7,8 @@ crop's colours are inverted (1 - c) where the sprite is.
 
 Factors: those of dSprites (crop position and colour are drawn from ``rng``: an observation is
 deterministic given its factors and the generator's state). 3 channels. ``background``: the
-picture file (required: it cannot be downloaded here); ``path``: as for dSprites. On a device the
+picture file (null: the data directory's ``scream.jpg``, placed by ``python -m dislab.data.download scream``;
+refused where there is none); ``path``: as for dSprites. On a device the
 picture is held there, crop positions and colours are drawn by numpy as here, and the images are
 the same bit for bit.
 """
@@ -27,7 +28,7 @@ def load_background(path) -> np.ndarray:
     """The background picture as float32 (H, W, 3) in [0, 1], shrunk to fit ``THUMBNAIL``."""
     from PIL import Image
 
-    p = existing(path, "scream_dsprites: background (a picture, e.g. The Scream)", key="background")
+    p = existing(path, "scream_dsprites: background (a picture, e.g. The Scream)", key="background", fetch="scream")
     try:
         with Image.open(p) as im:
             im = im.convert("RGB")
@@ -46,6 +47,7 @@ class ScreamDSprites(DSprites):
     source_args = ("path", "background")  # the picture is part of the data
 
     def __init__(self, path=None, background=None, **kwargs):
+        background = self.from_data_dir("background", background)  # null: the data directory's copy
         pic = load_background(background)  # before anything else: a bad file leaves nothing behind
         super().__init__(path=path, **kwargs)
         self.background = background

@@ -203,6 +203,7 @@ class Shapes3D(GroundTruthData):
     def __init__(self, path=None, supersample: int = 2, device: str = "auto"):
         if supersample < 1:
             raise ValueError(f"shapes3d: supersample={supersample} must be >= 1")
+        path = self.from_data_dir("path", path)  # null: the data directory's copy, if downloaded
         self.path, self.supersample, self.device = path, int(supersample), check_device(device)
         self.factor_values = VALUES
         self._images = None

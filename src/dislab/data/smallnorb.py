@@ -6,7 +6,8 @@ Factors (row-major in this order): category 5, elevation 9, azimuth 18 (the file
 halved), lighting 6. The instance (10 per category, 5 in each half) is not a factor: each
 observation draws one uniformly from ``rng`` among the instances the files hold for that point.
 
-``path``: the folder holding the six files ``smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,
+``path`` (null: the data directory's ``smallnorb/``, from ``python -m dislab.data.download smallnorb``):
+the folder holding the six files ``smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,
 info}.mat`` and ``smallnorb-5x01235x9x18x6x2x96x96-testing-{dat,cat,info}.mat`` (uncompressed).
 Their format, per the data set's page: a little-endian int32 magic number naming the element type
 (0x1E3D4C55 bytes, 0x1E3D4C54 int32), an int32 number of dimensions ``ndim``, ``max(ndim, 3)``
@@ -59,7 +60,8 @@ class SmallNORB(HeldImages):
 
     def __init__(self, path=None, block: int = 2048, device: str = "auto"):
         self.device = check_device(device)
-        folder = existing(path, "smallnorb (the folder of the six official smallnorb-*.mat files)", directory=True)
+        folder = existing(self.from_data_dir("path", path), "smallnorb (the folder of the six official "
+                          "smallnorb-*.mat files)", directory=True, fetch="smallnorb")
         images, feats = [], []
         files = self.files_in(folder)  # dat, cat, info of each half
         for i, chunk in enumerate(CHUNKS):

@@ -2,8 +2,9 @@
 ``data``, every tracker's config ``data``, the report): a dict, ``GroundTruthData.source()``.
 
 * ``{"kind": "procedural", "dataset", "stands_in_for"}``: rendered by dislab; ``stands_in_for`` names the
-  published file the rendering replaces (``dsprites``, its variants and ``shapes3d`` without ``path``), so
-  its scores are not comparable with published ones; None where it stands in for nothing (``toy``).
+  published file the rendering replaces (``dsprites``, its variants and ``shapes3d`` without ``path`` or a
+  downloaded copy), so its scores are not comparable with published ones; None where it stands in for
+  nothing (``toy``).
 * ``{"kind": "file", "dataset", "path", "bytes", "sha256"}``: read from that file (absolute path); ``sha256``
   of its bytes, as ``sha256sum`` prints it.
 * ``{"kind": "folder", "dataset", "path", "files", "bytes", "sha256"}``: read from the data set's files in
@@ -18,7 +19,12 @@ Hashing reads every byte once (a few seconds per GB): instant for dSprites, abou
 time (a folder: by every file's), so later runs read it back; a smaller one is hashed by every run. Nothing
 is written beside the data, which may be read-only or shared. Within a process each digest is computed once.
 
-Nothing here imports torch: the report reads these records too.
+The published files live in one data directory (``data_dir()``): ``python -m dislab.data.download <set>``
+places each set there under the name ``PLACES`` gives it, and a data set whose file argument is null reads
+the copy there (``PUBLISHED``: which set each argument reads), or, where it has none, renders procedurally
+(saying so: ``stand_in_warning``) or refuses.
+
+Nothing here imports torch: the report and the command-line checks read these records too.
 """
 
 from __future__ import annotations
@@ -35,9 +41,56 @@ _BLOCK = 2**20
 _MEMO: dict[str, str] = {}
 
 
+DATA_ENV = "DISLAB_DATA"
+#: where the download command places each published set in the data directory (a file or a folder), by set name
+PLACES = {"dsprites": "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", "shapes3d": "3dshapes.h5",
+          "mpi3d_toy": "mpi3d_toy.npz", "mpi3d_realistic": "mpi3d_realistic.npz", "mpi3d_real": "mpi3d_real.npz",
+          "smallnorb": "smallnorb", "cars3d": "cars3d", "scream": "scream.jpg"}
+#: the published set each data set's file argument reads when null (``{variant}``: the data set's argument)
+PUBLISHED = {"dsprites": {"path": "dsprites"}, "color_dsprites": {"path": "dsprites"},
+             "noisy_dsprites": {"path": "dsprites"}, "scream_dsprites": {"path": "dsprites", "background": "scream"},
+             "shapes3d": {"path": "shapes3d"}, "mpi3d": {"path": "mpi3d_{variant}"}, "smallnorb": {"path": "smallnorb"},
+             "cars3d": {"path": "cars3d"}}
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 def cache_dir() -> Path:
     """Where large files' digests are kept between runs."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dislab" / "sha256"
+    return _cache_home() / "dislab" / "sha256"
+
+
+def data_dir() -> Path:
+    """The data directory: ``$DISLAB_DATA``, by default ``$XDG_CACHE_HOME/dislab/data`` (``~/.cache/dislab/data``)."""
+    given = os.environ.get(DATA_ENV)
+    return Path(given).expanduser() if given else _cache_home() / "dislab" / "data"
+
+
+def published(dataset: str | None, arg: str, args: dict | None = None) -> str | None:
+    """The published set that ``dataset``'s argument ``arg`` reads when null (None: none), e.g. ``mpi3d_toy``."""
+    name = PUBLISHED.get(dataset or "", {}).get(arg)
+    if name is None:
+        return None
+    try:
+        name = name.format(**(args or {}))
+    except (KeyError, IndexError, ValueError):  # an argument it names is not given
+        return None
+    return name if name in PLACES else None
+
+
+def placed(name: str | None) -> Path | None:
+    """The data directory's copy of the published set ``name``, or None where it is not there."""
+    if name not in PLACES:
+        return None
+    p = data_dir() / PLACES[name]
+    return p if p.exists() else None
+
+
+def fetch_command(*names: str) -> str:
+    """The command that downloads, verifies and places ``names`` in the data directory."""
+    return " ".join(("python -m dislab.data.download", *names))
 
 
 def _hash_bytes(path: Path) -> str:
@@ -123,5 +176,7 @@ def stand_in_warning(source: dict | None) -> str | None:
     if not source or source.get("kind") != "procedural" or not source.get("stands_in_for"):
         return None
     name, file = source.get("dataset") or "this data set", source["stands_in_for"]
+    fetch = published(source.get("dataset"), "path")
     return (f"data: {name} is procedural (dislab's re-rendering), not the published {file}: scores are not comparable "
-            f"with published ones; give dataset.path=<{file}> for the published file")
+            f"with published ones; give dataset.path=<{file}> for the published file"
+            + (f", or fetch it once into {data_dir()}: {fetch_command(fetch)}" if fetch else ""))
