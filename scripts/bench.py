@@ -14,7 +14,11 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 3. metric encoding (images/s at the metric batch size, through ``represent``) / bare inference;
 4. the default metric suite's wall time on a fixed representation, and each metric's share (and,
    with DISLAB_DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
-5. peak memory (max RSS) of the default training run.
+5. peak memory (max RSS) of the default training run;
+6. packed training (``pack=k``): model-steps/s of a group of k beta-TCVAE models trained as one program /
+   steps/s of one single run with the framework, with the tiny network (k = 16; target >= 4) and with conv64
+   (k = 2 and 4; packing is not the CPU default where it measures slower); ``--packed-only`` measures this
+   alone.
 Each training measurement runs in its own process, since the allocator tuning must be set
 before a process starts.
 """
@@ -223,18 +227,64 @@ def data_rates(batch_size=64, seconds=1.0) -> dict:
     return out
 
 
+def packed(steps: int, warmup: int, ks: list[int], overrides) -> dict:
+    """Model-steps/s of a packed group of k jobs (seeds 0..k-1, as a sweep's), timed over its training steps
+    after ``warmup``, and steps/s of one such job run alone (``framework``)."""
+    import tempfile
+
+    from dislab.pack import engine
+    from dislab.pack.run import run_group
+
+    common = [*overrides, "model=beta_tcvae", "metrics_every=0", "eval_untrained=false", "metrics=none",
+              "num_eval=64", "num_decomposition=0", "logger=csv"]
+    single = framework(steps, warmup, common)["steps_per_s"]
+    out = {"single_steps_per_s": single, "k": {}}
+    real = engine.Pack.step
+    for k in ks:
+        times = {}
+
+        def timed(self, x, times=times):
+            if self.step_index == warmup:
+                times["t0"] = time.perf_counter()
+            real(self, x)
+            times["t1"] = time.perf_counter()
+
+        engine.Pack.step = timed
+        with tempfile.TemporaryDirectory() as d:
+            run_group([(_compose([*common, f"steps={steps + warmup}", f"seed={i}", f"run_dir={d}/{i}"]), None)
+                       for i in range(k)])
+        engine.Pack.step = real
+        rate = k * steps / (times["t1"] - times["t0"])
+        out["k"][k] = {"model_steps_per_s": rate, "ratio_vs_single": rate / single}
+    return out
+
+
 def _child(kind: str, env_tuned: bool, args) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env["WANDB_MODE"] = env.get("WANDB_MODE", "offline")
     if env_tuned:
         env["GLIBC_TUNABLES"] = TUNED
     steps, rounds = (args.tiny_steps, args.tiny_rounds) if kind == "tiny" else (args.steps, args.rounds)
+    override = args.override
+    if kind.startswith("packed"):  # packed_tiny | packed_conv64
+        steps, override = args.packed_steps, [*(TINY if kind == "packed_tiny" else []), *args.override]
     cmd = [sys.executable, __file__, "--child", kind, "--steps", str(steps), "--warmup", str(args.warmup),
-           "--rounds", str(rounds), *sum((["--override", o] for o in args.override), [])]
+           "--rounds", str(rounds), *sum((["--override", o] for o in override), [])]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _packed(args) -> dict:
+    """Section 6, printed as it is measured."""
+    out = {}
+    for kind, net, target in (("packed_tiny", "tiny net", " (target >= 4)"), ("packed_conv64", "conv64", "")):
+        r = out[kind] = _child(kind, True, args)
+        for k, v in r["k"].items():
+            print(f"packed    {net:<8} k={k:<3} {v['model_steps_per_s']:8.1f} model-steps/s / single run "
+                  f"{r['single_steps_per_s']:.1f} steps/s = {v['ratio_vs_single']:.2f}x{target}", flush=True)
+    return out
 
 
 def main():
@@ -247,6 +297,8 @@ def main():
     ap.add_argument("--tiny-steps", type=int, default=100, help="steps of each side per tiny-network round")
     ap.add_argument("--tiny-rounds", type=int, default=31, help="paired rounds of the tiny-network measurement")
     ap.add_argument("--tiny-only", action="store_true", help="measure the tiny-network ratio alone (~1-2 min)")
+    ap.add_argument("--packed-steps", type=int, default=100, help="timed steps of each packed measurement")
+    ap.add_argument("--packed-only", action="store_true", help="measure packed training alone (~3 min)")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -255,6 +307,10 @@ def main():
             res = framework(args.steps, args.warmup, args.override)
         elif args.child == "tiny":
             res = tiny(args.steps, args.warmup, args.rounds, args.override)
+        elif args.child == "packed_tiny":
+            res = packed(args.steps, args.warmup, [16], args.override)
+        elif args.child == "packed_conv64":
+            res = packed(args.steps, args.warmup, [2, 4], args.override)
         else:
             res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned",
                             default_threads=args.child == "bare_untuned_default_threads")
@@ -265,6 +321,10 @@ def main():
     t_start = time.perf_counter()
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
+    if args.packed_only:
+        res["packed"] = _packed(args)
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
     res["tiny"] = t = _child("tiny", True, args)
     tiny_rounds = ", ".join(f"{r['ratio']:.2f}" for r in t["rounds"])
     print(f"tiny net  framework {t['framework']:7.1f} steps/s | bare loop {t['bare']:7.1f}  framework / bare = "
@@ -328,6 +388,7 @@ def main():
     else:
         print("          (set DISLAB_DLIB_PYTHON to a Python with disentanglement_lib to time it on the same input)")
     print(f"memory    peak RSS of a training run {res['peak_memory_mb_training']:.0f} MB")
+    res["packed"] = _packed(args)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(f"written to {args.out} in {res['bench_seconds']:.0f} s")
 
