@@ -16,7 +16,8 @@ machines), printed and written as JSON (bench.json) to compare across commits.
    with DISLAB_DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
 5. peak memory (max RSS) of the default training run;
 6. packed training (``pack=k``): model-steps/s of a group of k beta-TCVAE models trained as one program /
-   steps/s of one single run with the framework, with the tiny network (k = 16; target >= 4) and with conv64
+   steps/s of one single run with the framework, with the tiny network (k = 16, eager and ``compile=true``:
+   the group's loss and Adam compiled once, ~30 s, not timed; target >= 4) and with conv64
    (k = 2 and 4; packing is not the CPU default where it measures slower); ``--packed-only`` measures this
    alone.
 Each training measurement runs in its own process, since the allocator tuning must be set
@@ -240,7 +241,7 @@ def packed(steps: int, warmup: int, ks: list[int], overrides) -> dict:
     single = framework(steps, warmup, common)["steps_per_s"]
     out = {"single_steps_per_s": single, "k": {}}
     real = engine.Pack.step
-    for k in ks:
+    for k, compiled in ks:
         times = {}
 
         def timed(self, x, times=times):
@@ -251,11 +252,12 @@ def packed(steps: int, warmup: int, ks: list[int], overrides) -> dict:
 
         engine.Pack.step = timed
         with tempfile.TemporaryDirectory() as d:
-            run_group([(_compose([*common, f"steps={steps + warmup}", f"seed={i}", f"run_dir={d}/{i}"]), None)
-                       for i in range(k)])
+            run_group([(_compose([*common, f"steps={steps + warmup}", f"seed={i}", f"run_dir={d}/{i}",
+                                  f"compile={compiled}"]), None) for i in range(k)])
         engine.Pack.step = real
         rate = k * steps / (times["t1"] - times["t0"])
-        out["k"][k] = {"model_steps_per_s": rate, "ratio_vs_single": rate / single}
+        name = f"{k}{' compiled' if compiled else ''}"
+        out["k"][name] = {"model_steps_per_s": rate, "ratio_vs_single": rate / single}
     return out
 
 
@@ -282,7 +284,7 @@ def _packed(args) -> dict:
     for kind, net, target in (("packed_tiny", "tiny net", " (target >= 4)"), ("packed_conv64", "conv64", "")):
         r = out[kind] = _child(kind, True, args)
         for k, v in r["k"].items():
-            print(f"packed    {net:<8} k={k:<3} {v['model_steps_per_s']:8.1f} model-steps/s / single run "
+            print(f"packed    {net:<8} k={k:<12} {v['model_steps_per_s']:8.1f} model-steps/s / single run "
                   f"{r['single_steps_per_s']:.1f} steps/s = {v['ratio_vs_single']:.2f}x{target}", flush=True)
     return out
 
@@ -308,9 +310,9 @@ def main():
         elif args.child == "tiny":
             res = tiny(args.steps, args.warmup, args.rounds, args.override)
         elif args.child == "packed_tiny":
-            res = packed(args.steps, args.warmup, [16], args.override)
+            res = packed(args.steps, args.warmup, [(16, False), (16, True)], args.override)
         elif args.child == "packed_conv64":
-            res = packed(args.steps, args.warmup, [2, 4], args.override)
+            res = packed(args.steps, args.warmup, [(2, False), (4, False)], args.override)
         else:
             res = bare_loop(args.steps, args.warmup, args.override, tuned=args.child == "bare_tuned",
                             default_threads=args.child == "bare_untuned_default_threads")

@@ -203,3 +203,26 @@ def test_a_packed_sweep_trains_groups_and_the_rest_alone_and_skips_them_when_run
     assert again.returncode == 0, again.stderr[-3000:]
     assert {n: (sweep / str(n) / "metrics.json").stat().st_mtime_ns for n in range(6)} == before
     assert "runs alone: it is finished" in again.stdout + again.stderr
+
+
+def test_compile_true_compiles_the_groups_loss_and_optimizer_and_trains_as_eager(tmp_path):
+    """Counted from what Dynamo traced in a real compiled group (no mock): the loss (with its backward) and the
+    optimizer step of the group's lane, and the losses it logs equal the eager group's."""
+    from torch._dynamo.utils import counters
+
+    from dislab.pack.run import run_group
+
+    jobs = [["model=beta_vae", "seed=0", "beta=2"], ["model=beta_vae", "seed=1", "beta=8"]]
+    torch._dynamo.reset()
+    counters.clear()
+    for name, comp in (("eager", "false"), ("compiled", "true")):
+        run_group([(compose([*BASE, *o, f"compile={comp}", f"run_dir={tmp_path / name / str(i)}"]), None)
+                   for i, o in enumerate(jobs)])
+        if name == "eager":
+            assert not counters["stats"]["unique_graphs"]
+    assert counters["stats"]["unique_graphs"] >= 2 and counters["stats"]["calls_captured"] > 50
+    for i in range(len(jobs)):
+        ha, hb = _history(tmp_path / "eager" / str(i)), _history(tmp_path / "compiled" / str(i))
+        assert ha.keys() == hb.keys()
+        losses = [(step, row["train/loss"]) for step, row in ha.items() if "train/loss" in row]
+        assert len(losses) == 3 and all(hb[step]["train/loss"] == pytest.approx(v, rel=1e-4) for step, v in losses)

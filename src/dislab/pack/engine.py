@@ -188,7 +188,21 @@ class Pack:
         self.bad = torch.zeros(self.k, dtype=torch.long, device=self.device)  # non-finite steps per model
         self.first_bad = torch.full((self.k,), -1, dtype=torch.long, device=self.device)
         self.step_index = 0
+        self.cudagraphs = False
         self._terms: list[tuple[Lane, dict]] = []  # the last step's terms, per lane (each (k_lane,))
+
+    def compile(self, mode: str = "default") -> None:
+        """torch.compile each lane's loss (forward, and through AOTAutograd its backward) and optimizer steps:
+        the whole step but its draws and its finiteness flags. ``reduce-overhead`` and ``max-autotune`` replay
+        them as CUDA graphs on a GPU."""
+        opts = {"mode": mode, "dynamic": False}
+        for lane in self.lanes:
+            lane._loss = torch.compile(lane._loss, **opts)
+            lane.opt.step = torch.compile(lane.opt.step, **opts)
+            if lane.adversarial:
+                lane._d_loss = torch.compile(lane._d_loss, **opts)
+                lane.d_opt.step = torch.compile(lane.d_opt.step, **opts)
+        self.cudagraphs = self.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
 
     def _draws(self, lane: Lane, b: int) -> dict:
         m = lane.call.m
@@ -201,6 +215,8 @@ class Pack:
 
     def step(self, x: torch.Tensor) -> None:
         """One training step of every model on its batch: ``x`` (k, B, ...) in the group's order."""
+        if self.cudagraphs:  # a new iteration: the previous step's graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         step = torch.tensor(self.step_index, device=self.device)
         per_lane = []
         total = 0

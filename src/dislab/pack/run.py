@@ -317,6 +317,8 @@ def _train(jobs: list[_Job], group_id: str) -> None:
         opt = {"betas": tuple(o.get("betas", ADAM["betas"])), "eps": float(o.get("eps", ADAM["eps"])),
                "weight_decay": float(o.get("weight_decay", ADAM["weight_decay"]))}
         pack = Pack(models, lrs, opt, device, dtype, gens=gens if exact else None, seed=int(cfg0.seed))
+        if cfg0.get("compile"):
+            pack.compile(str(cfg0.get("compile_mode") or "default"))
         for i, c in enumerate(ckpts):
             if c is None:
                 continue
