@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -226,3 +227,39 @@ def test_compile_true_compiles_the_groups_loss_and_optimizer_and_trains_as_eager
         assert ha.keys() == hb.keys()
         losses = [(step, row["train/loss"]) for step, row in ha.items() if "train/loss" in row]
         assert len(losses) == 3 and all(hb[step]["train/loss"] == pytest.approx(v, rel=1e-4) for step, v in losses)
+
+
+def test_the_groups_evaluations_encode_each_batch_once_for_all_models():
+    """Three models scored one after another with the same metric: every batch is encoded in one pass for all
+    three (as many passes as one model's evaluation makes), and each gets exactly its own codes."""
+    from hydra.utils import instantiate
+
+    from dislab.evaluate import compute_metrics
+    from dislab.load import build_model
+    from dislab.pack.engine import Pack, SharedEncoder
+
+    cfg = compose([*FAST, "+trainer.precision=64-true"])
+    data = instantiate(cfg.dataset)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(cfg, data).double())
+    alone = [compute_metrics(instantiate(cfg.metrics), data, m, 0) for m in models]
+    calls = []
+    real = models[0].represent
+    models[0].__dict__["represent"] = lambda x: calls.append(1) or real(x)
+    compute_metrics(instantiate(cfg.metrics), data, models[0], 0)
+    models[0].__dict__.pop("represent")
+    pack = Pack(models, [1e-4] * 3, {}, dtype=torch.float64)
+    shared = SharedEncoder(pack)
+    shared.install(models)
+    together = [compute_metrics(instantiate(cfg.metrics), data, m, 0) for m in models]
+    assert shared.passes == len(calls) > 0
+    assert together == alone
+    rng = np.random.default_rng(0)
+    x = data.sample_observations(5, rng)
+    mu, _ = models[1].encode(x)  # not the next batch model 1 waits for: encoded now, for all
+    own = models[1].net.encode(torch.as_tensor(x).double())[0].detach().numpy()
+    assert shared.passes == len(calls) + 1 and np.allclose(mu, own, rtol=0, atol=1e-12)
+    shared.uninstall(models)
+    assert "encode" not in vars(models[0])

@@ -84,6 +84,8 @@ class _Call(torch.nn.Module):
 
     def forward(self, x, draws: dict, hyper: dict, step, part: str = "model"):
         m = self.m
+        if part == "encode":
+            return m.net.encode(x)
         saved = {n: m.__dict__[n] for n in hyper}
         m.__dict__.update(hyper)
         m.pack_step = step
@@ -128,10 +130,14 @@ class Lane:
             d_lr = torch.tensor([m.disc_lr for m in models], dtype=dtype, device=device)
             self.d_opt = StackedAdam([self.params[k] for k in self.d_names], d_lr, betas=template.disc_betas)
         self._loss = vmap(self._one, in_dims=(0, 0, 0, 0, 0, None), randomness="error")
+        self._encode = vmap(self._one_encode, in_dims=(0, 0, None), randomness="error")
         self._d_loss = vmap(self._one_d, in_dims=(0, 0, 0, 0, None), randomness="error")
 
     def _one(self, params, buffers, hyper, x, draws, step):
         return functional_call(self.call, (params, buffers), (x, draws, hyper, step))
+
+    def _one_encode(self, params, buffers, x):
+        return functional_call(self.call, (params, buffers), (x, {}, {}, None, "encode"))
 
     def _one_d(self, params, buffers, codes, draws, step):
         return functional_call(self.call, (params, buffers), (codes, draws, {}, step, "discriminator"))
@@ -162,6 +168,66 @@ class Lane:
         """Each model's module holds its stacked weights (for evaluation and pictures)."""
         for i, m in enumerate(self.models):
             m.load_state_dict(self.state_dict(i))
+
+
+class SharedEncoder:
+    """The group's encoders run together: when model i's evaluation encodes a batch x (``encode``/``represent``,
+    numpy or tensor), every model of the group encodes it in one mapped pass, and the others' answers wait for
+    their own evaluations, which (same metrics, same ``eval_seed``) ask for the same batches in the same order.
+    A model whose request is not the next waiting batch (checked by a digest of x) encodes alone."""
+
+    def __init__(self, pack: "Pack"):
+        self.pack = pack
+        self.waiting: list[list] = [[] for _ in range(pack.k)]
+        self.passes = 0  # mapped passes computed (for tests)
+
+    @staticmethod
+    def _digest(x) -> tuple:
+        import hashlib
+
+        import numpy as np
+
+        if isinstance(x, torch.Tensor):
+            flat = x.detach().reshape(-1).double()
+            w = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64)
+            return tuple(x.shape), float(flat.sum()), float((flat * w).sum())
+        a = np.ascontiguousarray(x)
+        return a.shape, hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest()
+
+    def encode(self, i: int, x):
+        import numpy as np
+
+        key = self._digest(x)
+        queue = self.waiting[i]
+        if queue and queue[0][0] == key:
+            return queue.pop(0)[1]
+        queue.clear()  # another sequence than the one encoded for it: this model goes alone from here
+        p = self.pack
+        t = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).to(p.device, p.dtype)
+        self.passes += 1
+        mine = None
+        with torch.inference_mode():
+            for lane in p.lanes:
+                mu, lv = lane._encode(lane.params, lane.buffers, t)
+                mu, lv = mu.cpu().numpy(), lv.cpu().numpy()
+                for j, m in enumerate(lane.members):
+                    if m == i:
+                        mine = (mu[j], lv[j])
+                    else:
+                        self.waiting[m].append((key, (mu[j], lv[j])))
+        return mine
+
+    def install(self, models: list) -> None:
+        """Each model's ``encode`` and ``represent`` go through the group (``uninstall`` undoes it)."""
+        for i, m in enumerate(models):
+            m.__dict__["encode"] = lambda x, i=i: self.encode(i, x)
+            m.__dict__["represent"] = lambda x, i=i: self.encode(i, x)[0]
+
+    @staticmethod
+    def uninstall(models: list) -> None:
+        for m in models:
+            m.__dict__.pop("encode", None)
+            m.__dict__.pop("represent", None)
 
 
 def _finite(t: torch.Tensor) -> torch.Tensor:

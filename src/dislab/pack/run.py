@@ -401,12 +401,13 @@ def _train(jobs: list[_Job], group_id: str) -> None:
             if done % every_log == 0 or (every_ckpt and done % every_ckpt == 0) or done == steps:
                 check()
             if every_eval and done % every_eval == 0 and done < steps and during:
-                for lane in pack.lanes:
-                    lane.write_back()
-                for i, job in enumerate(jobs):
-                    if not job.stopped:
-                        log_scalars(job.loggers, evaluation_scalars(models[i], data, during, job.cfg.eval_seed,
-                                                                    job.cfg.num_decomposition, prefix="during"), done)
+                check()
+                with evaluating(pack, models):
+                    for i, job in enumerate(jobs):
+                        if not job.stopped:
+                            log_scalars(job.loggers, evaluation_scalars(
+                                models[i], data, during, job.cfg.eval_seed, job.cfg.num_decomposition,
+                                prefix="during"), done)
             if _seen[signal.SIGTERM]:
                 check()
                 save(range(k))
@@ -420,17 +421,31 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                          k * (done - start) / (last_note - t0))
         check()
         save(range(k))
-        for lane in pack.lanes:
-            lane.write_back()
-        for i, job in enumerate(jobs):
-            if job.stopped:
-                continue
-            try:
-                with as_job(job.hydra_cfg):
-                    _finish(job, models[i], data, final_metrics, steps, group=[str(j.run_dir) for j in jobs])
-            except Exception as e:  # noqa: BLE001 this job only
-                _fail(job, e)
+        with evaluating(pack, models):
+            for i, job in enumerate(jobs):
+                if job.stopped:
+                    continue
+                try:
+                    with as_job(job.hydra_cfg):
+                        _finish(job, models[i], data, final_metrics, steps, group=[str(j.run_dir) for j in jobs])
+                except Exception as e:  # noqa: BLE001 this job only
+                    _fail(job, e)
         finish_wandb()
+
+
+@contextlib.contextmanager
+def evaluating(pack, models: list):
+    """The models hold their trained weights, on the group's device, and encode together (``SharedEncoder``)."""
+    from dislab.pack.engine import SharedEncoder
+
+    for lane in pack.lanes:
+        lane.write_back()
+    shared = SharedEncoder(pack)
+    shared.install(models)
+    try:
+        yield shared
+    finally:
+        shared.uninstall(models)
 
 
 def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list[str]) -> None:
