@@ -263,3 +263,40 @@ def test_the_groups_evaluations_encode_each_batch_once_for_all_models():
     assert shared.passes == len(calls) + 1 and np.allclose(mu, own, rtol=0, atol=1e-12)
     shared.uninstall(models)
     assert "encode" not in vars(models[0])
+
+
+def test_sigterm_saves_every_jobs_checkpoint_at_the_step_and_the_group_resumes_exactly(tmp_path, monkeypatch):
+    import signal
+
+    from dislab.callbacks import checkpoint
+    from dislab.pack import engine
+    from dislab.pack.run import run_group
+
+    jobs = [["model=beta_vae", "seed=0"], ["model=dip_vae_ii", "seed=1"]]
+    extra = ["steps=9", "+trainer.precision=64-true", "checkpoint_every=100"]
+
+    def group(name):
+        return [(compose([*BASE, *extra, *o, f"run_dir={tmp_path / name / str(i)}"]), None) for i, o in enumerate(jobs)]
+
+    run_group(group("whole"))
+    real = engine.Pack.step
+
+    def signalled(self, x):
+        real(self, x)
+        if self.step_index == 5:
+            checkpoint._seen[signal.SIGTERM] = True  # as the handler notes a scancel
+
+    monkeypatch.setattr(engine.Pack, "step", signalled)
+    with pytest.raises(checkpoint.Interrupted, match="SIGTERM at step 5"):
+        run_group(group("term"))
+    monkeypatch.setitem(checkpoint._seen, signal.SIGTERM, False)
+    assert all(_step(tmp_path / "term" / str(i)) == 5 for i in range(2))
+    monkeypatch.setattr(engine.Pack, "step", real)
+    run_group(group("term"))
+    for i in range(len(jobs)):
+        a, b = _weights(tmp_path / "whole" / str(i)), _weights(tmp_path / "term" / str(i))
+        assert all(torch.equal(a[k], b[k]) for k in a), i
+
+
+def _step(run_dir) -> int:
+    return torch.load(Path(run_dir) / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]

@@ -97,6 +97,8 @@ def side_by_side(slurm, tmp_path_factory):
                      *[o for o in TINY if o != "eval_untrained=false"], "trainer=ddp", "trainer.devices=2"),
         "refused": Sweep(slurm, d / "refused", *SLURM, "hydra.launcher.partition=nope", "seed=0,1", *TINY),
         "big": Sweep(slurm, d / "big", *SLURM, "hydra.launcher.cpus_per_task=64", "seed=0,1", *TINY),
+        "packed": Sweep(slurm, d / "packed", *SLURM, "model=beta_vae,factor_vae", "seed=0,1", "steps=3", "pack=2",
+                        *TINY),
     }
     yield sweeps
     for sweep in sweeps.values():  # a test that failed early may leave one running
@@ -215,6 +217,18 @@ def test_a_clean_two_by_two_sweep(side_by_side):
     assert "4 jobs, 4 done" in sweep.output()
     script = next((sweep.dir / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1GB" in script and "gpus" not in script
+
+
+def test_a_packed_sweep_submits_its_groups_as_the_tasks_of_one_array(side_by_side):
+    """pack=2: four jobs in two groups, two tasks of one SLURM array; each job a normal run that says it was packed."""
+    sweep = side_by_side["packed"]
+    assert sweep.wait() == 0, sweep.output()[-4000:]
+    rows = summary(sweep.dir)
+    assert [rows[j]["status"] for j in "0123"] == ["done"] * 4
+    groups = [json.loads((sweep.dir / j / "metrics.json").read_text())["packed"]["group"] for j in "0123"]
+    assert [[Path(p).name for p in g] for g in groups] == [["0", "1"], ["0", "1"], ["2", "3"], ["2", "3"]]
+    tasks = sorted(p.name for p in (sweep.dir / ".submitit").glob("*_*") if p.is_dir() and p.name[0].isdigit())
+    assert len(tasks) == 2 and len({t.split("_")[0] for t in tasks}) == 1, tasks
 
 
 def _step(run_dir) -> int:

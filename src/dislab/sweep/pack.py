@@ -42,7 +42,7 @@ def _start(run_dir: Path) -> tuple[int, bool] | None:
 def plan(jobs: list[tuple[int, list[str], DictConfig]], k: int, sweep_dir: Path) -> list[list[str]]:
     """The launcher's job list for ``jobs`` ``[(number, overrides, composed config)]``: groups of at most ``k``
     written under ``<sweep>/.packs/``, and the jobs that run alone."""
-    groups: dict[str, list[tuple[int, DictConfig]]] = {}
+    groups: dict[str, list[tuple[int, list[str], DictConfig]]] = {}
     launch: list[list[str]] = []
     alone: list[tuple[int, list[str]]] = []
     for num, overrides, config in jobs:
@@ -58,7 +58,7 @@ def plan(jobs: list[tuple[int, list[str], DictConfig]], k: int, sweep_dir: Path)
             log.info("job %d runs alone: %s", num, why)
             alone.append((num, overrides))
             continue
-        groups.setdefault(f"{group_key(task)}|{start[0]}", []).append((num, config))
+        groups.setdefault(f"{group_key(task)}|{start[0]}", []).append((num, overrides, config))
     n = 0
     for members in groups.values():
         for i in range(0, len(members), k):
@@ -67,10 +67,11 @@ def plan(jobs: list[tuple[int, list[str], DictConfig]], k: int, sweep_dir: Path)
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("*.pkl"):
                 old.unlink()
-            for num, config in chunk:
+            for num, _, config in chunk:
                 atomic.write_bytes(folder / f"{num}.pkl", pickle.dumps(config))
-            log.info("packed group %d: jobs %s", n, ",".join(str(num) for num, _ in chunk))
-            launch.append([f"hydra.sweep.subdir={PACKS}/{n}"])
+            log.info("packed group %d: jobs %s", n, ",".join(str(num) for num, _, _ in chunk))
+            # composed as its first job (launcher, resources), in its group's folder
+            launch.append([*chunk[0][1], f"hydra.sweep.subdir={PACKS}/{n}"])
             n += 1
     launch += [[*overrides, f"hydra.sweep.subdir={num}"] for num, overrides in alone]
     return launch
