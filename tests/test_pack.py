@@ -300,3 +300,19 @@ def test_sigterm_saves_every_jobs_checkpoint_at_the_step_and_the_group_resumes_e
 
 def _step(run_dir) -> int:
     return torch.load(Path(run_dir) / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_each_packed_job_has_its_own_complete_wandb_run(tmp_path, monkeypatch):
+    from dislab.pack.run import run_group
+    from wandb_files import read_runs
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    jobs = [["model=beta_vae", "seed=0"], ["model=factor_vae", "seed=1"]]
+    run_group([(compose([*BASE, *o, "logger=wandb", f"run_dir={tmp_path / str(i)}"]), None)
+               for i, o in enumerate(jobs)])
+    for i in range(2):
+        rec = read_runs(tmp_path / str(i))
+        saved = json.loads((tmp_path / str(i) / "metrics.json").read_text())
+        assert rec.complete and rec.name == str(i)
+        assert rec.summary["metrics/mig"] == pytest.approx(saved["metrics"]["mig"])
+        assert any("train/loss" in row for row in rec.history)

@@ -167,6 +167,15 @@ def _refusal(job: _Job, e: BaseException) -> None:
         "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
 
 
+def _end_trackers(job: _Job, status: str) -> None:
+    """The job's loggers finalized; its W&B run (one of several in this process) finished."""
+    for lg in job.loggers:
+        with contextlib.suppress(Exception):
+            lg.finalize(status)
+            if type(lg).__name__ == "WandbLogger" and lg._experiment is not None:
+                lg._experiment.finish(exit_code=0 if status == "success" else 1)
+
+
 def _fail(job: _Job, e: BaseException) -> None:
     job.state, job.error = "failed", e
     if job.run_dir is not None and job.lock is not None:
@@ -174,9 +183,7 @@ def _fail(job: _Job, e: BaseException) -> None:
             atomic.write_text(job.run_dir / ERROR, f"{type(e).__name__}: {e}\n".replace("\n", " ").rstrip() + "\n")
         except OSError:
             pass
-    for lg in job.loggers:
-        with contextlib.suppress(Exception):
-            lg.finalize("failed")
+    _end_trackers(job, "failed")
     log.error("%s failed (the group goes on): %s: %s", job.run_dir, type(e).__name__, e)
 
 
@@ -225,7 +232,20 @@ def run_group(jobs: list[tuple], group_id: str = "") -> list[dict | BaseExceptio
                     log.error("%s: %s", type(e).__name__, e)
         live = [j for j in items if j.state in ("new", "resume", "extend")]
         if live:
-            _train(live, group_id)
+            try:
+                _train(live, group_id)
+            except BaseException:  # interrupted, or the group failed: the live jobs' trackers say so
+                for job in live:
+                    if job.state not in ("done", "failed"):
+                        _end_trackers(job, "failed")
+                raise
+            finally:
+                from dislab.trackers.wandb import finish as finish_wandb
+
+                for job in live:
+                    if job.history is not None:
+                        job.history.flush()
+                finish_wandb()  # every W&B run file complete before the process goes on
     finally:
         for job in items:
             if job.lock is not None:
@@ -247,7 +267,6 @@ def _train(jobs: list[_Job], group_id: str) -> None:
     from dislab.rundir import job_log
     from dislab.trackers.log import log_scalars
     from dislab.trackers.loggers import make_loggers
-    from dislab.trackers.wandb import finish as finish_wandb
     from dislab.train import _metrics_only, group_name
     from dislab.validate import validate_data
 
@@ -279,7 +298,7 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                     stack.enter_context(job_log(job.run_dir, hc.job.name if hc else "train"))
                     job.history = HistoryLogger(job.run_dir / HISTORY)
                     job.loggers = [job.history, *make_loggers(job.cfg, job.run_dir, job.name(),
-                                                              group_name(job.cfg))]
+                                                              group_name(job.cfg), beside_others=True)]
                     quiet_loggers(job.loggers)
             except Exception as e:  # noqa: BLE001 this job only
                 _fail(job, e)
@@ -430,7 +449,6 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                         _finish(job, models[i], data, final_metrics, steps, group=[str(j.run_dir) for j in jobs])
                 except Exception as e:  # noqa: BLE001 this job only
                     _fail(job, e)
-        finish_wandb()
 
 
 @contextlib.contextmanager
@@ -470,10 +488,9 @@ def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list
     try:
         log_scalars(job.loggers, scalars, steps)
         log_pictures(job.loggers, pics, steps)
-        for lg in job.loggers:
-            lg.finalize("success")
     except Exception as e:  # noqa: BLE001 results are on disk
         log.warning("a logger failed after the results were written: %s", e)
+    _end_trackers(job, "success")
     job.result = values
     job.state = "done"
     Console(job.name()).end(run_dir, values, job.untrained, pics, tracker_views(job.loggers, run_dir))

@@ -40,9 +40,11 @@ def _metric_settings(cfg) -> dict:
             "during": metric_settings(instantiate(cfg.metrics_during) or {})}
 
 
-def make_loggers(cfg, run_dir: Path, name: str, group: str) -> list:
+def make_loggers(cfg, run_dir: Path, name: str, group: str, beside_others: bool = False) -> list:
     """The configured loggers, writing under ``run_dir``, each holding ``run_config(cfg, group)``; the run is
-    ``name`` in W&B and MLflow, in W&B's group ``group`` (MLflow's tag ``group``)."""
+    ``name`` in W&B and MLflow, in W&B's group ``group`` (MLflow's tag ``group``). ``beside_others``: this
+    process holds other runs' loggers at the same time (a packed group): the W&B run is one of several
+    (``reinit="create_new"``; ``finish_run`` ends it)."""
     loggers, zero = [], not is_other_rank()
     for node in (cfg.get("logger") or {}).values():
         kwargs, target = {"save_dir": str(run_dir)}, node._target_
@@ -50,6 +52,8 @@ def make_loggers(cfg, run_dir: Path, name: str, group: str) -> list:
             wandb_defaults()
             kwargs.update(name=name, group=group, config=run_config(cfg, group),
                           id=wandb_run_id(run_dir), resume="allow")  # a resumed run continues its W&B run
+            if beside_others:
+                kwargs.update(reinit="create_new")
         elif "TensorBoard" in target:
             kwargs.update(version="", default_hp_metric=False)  # <run>/tensorboard/, no placeholder hp_metric
         elif "MLFlow" in target:
