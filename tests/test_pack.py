@@ -316,3 +316,31 @@ def test_each_packed_job_has_its_own_complete_wandb_run(tmp_path, monkeypatch):
         assert rec.complete and rec.name == str(i)
         assert rec.summary["metrics/mig"] == pytest.approx(saved["metrics"]["mig"])
         assert any("train/loss" in row for row in rec.history)
+
+
+def test_usr2_saves_the_groups_checkpoints_then_runs_the_handler_that_was_there_before(tmp_path, monkeypatch):
+    """submitit's handler requeues the job (SystemExit): the group stops with every job's checkpoint at the step."""
+    import signal
+
+    from dislab.callbacks import checkpoint
+    from dislab.pack import engine
+    from dislab.pack.run import run_group
+
+    real = engine.Pack.step
+
+    def warned(self, x):
+        real(self, x)
+        if self.step_index == 3:
+            checkpoint._seen[signal.SIGUSR2] = True
+
+    def requeue(signum, frame):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(engine.Pack, "step", warned)
+    monkeypatch.setitem(checkpoint._previous, signal.SIGUSR2, requeue)
+    monkeypatch.setitem(checkpoint._seen, signal.SIGUSR2, False)
+    jobs = [(compose([*BASE, "checkpoint_every=100", f"seed={i}", f"run_dir={tmp_path / str(i)}"]), None)
+            for i in range(2)]
+    with pytest.raises(checkpoint.Requeued, match="USR2 at step 3"):
+        run_group(jobs)
+    assert [_step(tmp_path / str(i)) for i in range(2)] == [3, 3] and not checkpoint._seen[signal.SIGUSR2]

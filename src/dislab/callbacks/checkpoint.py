@@ -87,21 +87,26 @@ class AtomicCheckpoint(Callback):
             self._chain(step)
 
     def _chain(self, step: int):
-        """Run the USR2 handler that was there before (submitit's: requeue, or not)."""
-        previous = _previous.get(signal.SIGUSR2)
-        if not callable(previous):
-            return
-        try:
-            previous(signal.SIGUSR2, None)
-        except SystemExit as e:  # submitit requeued the job and exits
-            raise Requeued(f"USR2 at step {step}: checkpoint saved to {self.path}; submitit requeued the job, "
-                           f"which resumes from it") from e
-        except Exception as e:  # noqa: BLE001 submitit: not requeued ("timed-out too many times"...)
-            log.warning("%s; training goes on until SIGTERM or the end", str(e).strip().splitlines()[-1].rstrip("."))
+        chain_usr2(step, str(self.path))
 
 
 _seen = {signal.SIGUSR2: False, signal.SIGTERM: False}
 _previous = {}
+
+
+def chain_usr2(step: int, saved: str) -> None:
+    """After a USR2's checkpoints (``saved`` says where): run the USR2 handler that was there before (submitit's:
+    requeue, or not)."""
+    previous = _previous.get(signal.SIGUSR2)
+    if not callable(previous):
+        return
+    try:
+        previous(signal.SIGUSR2, None)
+    except SystemExit as e:  # submitit requeued the job and exits
+        raise Requeued(f"USR2 at step {step}: checkpoint saved to {saved}; submitit requeued the job, "
+                       f"which resumes from it") from e
+    except Exception as e:  # noqa: BLE001 submitit: not requeued ("timed-out too many times"...)
+        log.warning("%s; training goes on until SIGTERM or the end", str(e).strip().splitlines()[-1].rstrip("."))
 
 
 def _note(signum, frame):

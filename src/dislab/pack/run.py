@@ -256,7 +256,7 @@ def run_group(jobs: list[tuple], group_id: str = "") -> list[dict | BaseExceptio
 def _train(jobs: list[_Job], group_id: str) -> None:
     import pytorch_lightning as pl
 
-    from dislab.callbacks.checkpoint import Interrupted, _seen, catch_signals
+    from dislab.callbacks.checkpoint import Interrupted, _seen, catch_signals, chain_usr2
     from dislab.callbacks.history import HistoryLogger
     from dislab.callbacks.metrics import evaluation_scalars
     from dislab.console import quiet_library_noise, quiet_loggers
@@ -431,9 +431,14 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                 check()
                 save(range(k))
                 raise Interrupted(f"SIGTERM at step {done}: checkpoints saved; re-run the same command to resume")
-            if _seen[signal.SIGUSR2] or (every_ckpt and done % every_ckpt == 0 and done < steps):
+            usr2 = _seen[signal.SIGUSR2]
+            if usr2 or (every_ckpt and done % every_ckpt == 0 and done < steps):
+                check()
                 save(range(k))
+            if usr2:  # a time limit near, or pre-emption: saved; then submitit's handler (requeue, or go on)
                 _seen[signal.SIGUSR2] = False
+                log.warning("USR2 at step %d: the group's checkpoints saved", done)
+                chain_usr2(done, "each job's checkpoints/last.ckpt")
             if time.monotonic() - last_note > 30:
                 last_note = time.monotonic()
                 log.info("packed group: step %d/%d (%.1f model-steps/s)", done, steps,
