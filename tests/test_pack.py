@@ -339,8 +339,12 @@ def test_usr2_saves_the_groups_checkpoints_then_runs_the_handler_that_was_there_
     monkeypatch.setattr(engine.Pack, "step", warned)
     monkeypatch.setitem(checkpoint._previous, signal.SIGUSR2, requeue)
     monkeypatch.setitem(checkpoint._seen, signal.SIGUSR2, False)
+    before = signal.signal(signal.SIGUSR2, checkpoint._note)  # USR2 is noted; submitit's handler was there before
     jobs = [(compose([*BASE, "checkpoint_every=100", f"seed={i}", f"run_dir={tmp_path / str(i)}"]), None)
             for i in range(2)]
-    with pytest.raises(checkpoint.Requeued, match="USR2 at step 3"):
-        run_group(jobs)
+    try:
+        with pytest.raises(checkpoint.Requeued, match="USR2 at step 3"):
+            run_group(jobs)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
     assert [_step(tmp_path / str(i)) for i in range(2)] == [3, 3] and not checkpoint._seen[signal.SIGUSR2]
