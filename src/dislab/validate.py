@@ -142,7 +142,7 @@ SHARED = {  # conf/train.yaml
     "seed": integer(0), "eval_seed": integer(0), "lr": number(0, strict=True), "z_dim": integer(1),
     "batch_size": integer(1), "steps": integer(1), "metrics_every": integer(0), "num_eval": integer(1),
     "eval_untrained": BOOL, "checkpoint_every": integer(0), "resume": BOOL, "extend": BOOL,
-    "nan_policy": one_of("stop", "skip"),
+    "pack": integer(1), "nan_policy": one_of("stop", "skip"),
     "num_decomposition": integer(0), "threads": optional(integer(1)), "channels_last": BOOL, "compile": BOOL,
     "compile_mode": one_of("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "run_dir": path("output", "a folder (or a path not yet taken)", required=False, null="Hydra's output folder"),

@@ -5,6 +5,7 @@ sweepers only from the ``hydra_plugins`` namespace package."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -16,8 +17,12 @@ log = logging.getLogger("dislab.sweep")
 
 class PackSweeper(BasicSweeper):
     def sweep(self, arguments):
-        k = int(self.config.get("pack") or 1)
-        if k <= 1:
+        k = self.config.get("pack", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            print(f"error: pack={k} is not allowed; give a whole number >= 1 (jobs trained as one program)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        if k == 1:
             return super().sweep(arguments)
         from dislab.sweep.pack import member_config, plan
 
