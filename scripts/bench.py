@@ -14,7 +14,10 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 3. metric encoding (images/s at the metric batch size, through ``represent``) / bare inference;
 4. the default metric suite's wall time on a fixed representation, and each metric's share (and,
    with DISLAB_DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
-5. peak memory (max RSS) of the default training run.
+5. peak memory (max RSS) of the default training run;
+6. ``compile=true`` (the whole training step compiled: losses, backward, optimizer update) against the
+   eager step: framework steps/s of each, after the warm-up steps that include the compiling, for the
+   default network and the tiny one, in alternating processes (``--compile-only`` measures this alone).
 Each training measurement runs in its own process, since the allocator tuning must be set
 before a process starts.
 """
@@ -223,18 +226,35 @@ def data_rates(batch_size=64, seconds=1.0) -> dict:
     return out
 
 
-def _child(kind: str, env_tuned: bool, args) -> dict:
+def _child(kind: str, env_tuned: bool, args, extra=()) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env["WANDB_MODE"] = env.get("WANDB_MODE", "offline")
     if env_tuned:
         env["GLIBC_TUNABLES"] = TUNED
     steps, rounds = (args.tiny_steps, args.tiny_rounds) if kind == "tiny" else (args.steps, args.rounds)
     cmd = [sys.executable, __file__, "--child", kind, "--steps", str(steps), "--warmup", str(args.warmup),
-           "--rounds", str(rounds), *sum((["--override", o] for o in args.override), [])]
+           "--rounds", str(rounds), *sum((["--override", o] for o in [*args.override, *extra]), [])]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"bench child {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_rates(args) -> dict:
+    """Framework steps/s with ``compile=true`` and ``compile=false`` (alternating processes, the median
+    round's ratio) for the default network and the tiny one; the compiling falls in the warm-up steps."""
+    out = {}
+    for name, extra in (("default", []), ("tiny", TINY)):
+        rounds = [(_child("framework", True, args, [*extra, "compile=false"]),
+                   _child("framework", True, args, [*extra, "compile=true"])) for _ in range(args.compile_rounds)]
+        ratios = sorted(c["steps_per_s"] / e["steps_per_s"] for e, c in rounds)
+        out[name] = {"eager_steps_per_s": [e["steps_per_s"] for e, _ in rounds],
+                     "compiled_steps_per_s": [c["steps_per_s"] for _, c in rounds],
+                     "ratio": ratios[len(ratios) // 2]}
+        print(f"compile   {name:<7} net: compiled / eager = {out[name]['ratio']:.3f} (median of "
+              f"{args.compile_rounds} rounds: {', '.join(f'{r:.2f}' for r in ratios)}; eager "
+              f"{sorted(out[name]['eager_steps_per_s'])[len(rounds) // 2]:.1f} steps/s)", flush=True)
+    return out
 
 
 def main():
@@ -247,6 +267,8 @@ def main():
     ap.add_argument("--tiny-steps", type=int, default=100, help="steps of each side per tiny-network round")
     ap.add_argument("--tiny-rounds", type=int, default=31, help="paired rounds of the tiny-network measurement")
     ap.add_argument("--tiny-only", action="store_true", help="measure the tiny-network ratio alone (~1-2 min)")
+    ap.add_argument("--compile-rounds", type=int, default=3, help="rounds of eager + compiled runs")
+    ap.add_argument("--compile-only", action="store_true", help="measure compile=true against eager alone")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -265,6 +287,10 @@ def main():
     t_start = time.perf_counter()
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
+    if args.compile_only:
+        res["compile"] = compile_rates(args)
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
     res["tiny"] = t = _child("tiny", True, args)
     tiny_rounds = ", ".join(f"{r['ratio']:.2f}" for r in t["rounds"])
     print(f"tiny net  framework {t['framework']:7.1f} steps/s | bare loop {t['bare']:7.1f}  framework / bare = "
@@ -298,6 +324,8 @@ def main():
     print(f"\nmetric suite (default, dsprites, sample sizes x{args.metrics_scale:g}):")
     res["metrics"] = bench_metrics("dsprites", "default", os.environ.get("DISLAB_DLIB_PYTHON"), args.metrics_scale)
     res["peak_memory_mb_training"] = max(f["max_rss_mb"] for _, f in rounds)
+    print()
+    res["compile"] = compile_rates(args)
     res["bench_seconds"] = time.perf_counter() - t_start
 
     print(f"\ntiny net  framework / bare = {t['ratio']:.3f} (target >= 0.8; rounds {tiny_rounds})")
