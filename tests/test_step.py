@@ -92,8 +92,8 @@ def test_bf16_precision_runs_the_step_under_autocast_and_keeps_float32_weights(t
 def test_compile_compiles_the_losses_with_their_backward_and_the_optimizer_update(tmp_path):
     """A real compiled run (inductor): Dynamo has traced the loss function (forward and backward through
     AOTAutograd) before the first optimizer step and the optimizer's update at it, and nothing after (no
-    recompiles); the NaN guard still sees the gradients; the losses equal the eager run's; global_step and
-    the checkpoint's names are the eager run's."""
+    recompiles); the NaN guard still sees the gradients and skips a step made non-finite (nan_policy=skip);
+    the losses equal the eager run's; global_step and the checkpoint's names are the eager run's."""
     import csv
 
     import pytorch_lightning as pl
@@ -116,13 +116,17 @@ def test_compile_compiles_the_losses_with_their_backward_and_the_optimizer_updat
         def on_train_batch_end(self, trainer, *args):
             self.seen.append(("end", trainer.global_step, graphs()))
 
+        def on_after_backward(self, trainer, pl_module):
+            if trainer.global_step == 1:  # a non-finite gradient: the guard must skip this step
+                next(pl_module.net.parameters()).grad.view(-1)[0] = float("nan")
+
     losses, states, seen = {}, {}, {}
     for compiled in (True, False):
         torch._dynamo.reset()
         counters.clear()
         probe, d = Probe(), tmp_path / str(compiled)
-        run(compose([*BARE, "model=beta_tcvae", f"compile={compiled}", "+trainer.log_every_n_steps=1", f"run_dir={d}"]),
-            callbacks=(probe,))
+        run(compose([*BARE, "model=beta_tcvae", f"compile={compiled}", "nan_policy=skip",
+                     "+trainer.log_every_n_steps=1", f"run_dir={d}"]), callbacks=(probe,))
         losses[compiled] = [float(r["train/loss"]) for r in csv.DictReader(open(d / "history.csv"))
                             if r.get("train/loss")]
         states[compiled] = torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
@@ -136,6 +140,8 @@ def test_compile_compiles_the_losses_with_their_backward_and_the_optimizer_updat
     assert losses[True] == pytest.approx(losses[False], rel=1e-5) and len(losses[True]) == 3
     assert states[True]["global_step"] == states[False]["global_step"] == 3
     assert states[True]["state_dict"].keys() == states[False]["state_dict"].keys()
+    assert all(torch.isfinite(v).all() for v in states[True]["state_dict"].values())
+    assert states[True]["callbacks"]["NanGuard"]["skipped"] == states[False]["callbacks"]["NanGuard"]["skipped"] == 1
 
 
 def test_compile_mode_reaches_the_step_and_marks_cuda_graph_steps():

@@ -264,10 +264,11 @@ class VAE(pl.LightningModule):
 def compile_step(opt: torch.optim.Optimizer, mode: str) -> None:
     """``opt.step`` with its update compiled (torch.compile in ``mode``); Lightning's closure (its hooks: the
     NaN guard reads the gradients in ``on_before_optimizer_step``) still runs first, eagerly. A fused
-    Adam runs its foreach form, which the compiler fuses itself (Dynamo does not trace the fused kernel)."""
+    Adam runs its foreach form, which the compiler fuses itself (Dynamo does not trace the fused kernel);
+    the NaN guard's ``skip`` then drops a bad step's gradients on the host (its fallback for unfused optimizers)."""
     if getattr(opt, "_dislab_compiled", False):
         return
-    for group in opt.param_groups:
+    for group in (opt.defaults, *opt.param_groups):  # the NaN guard reads ``defaults``, Adam its groups
         if group.get("fused"):
             group["fused"] = False
     update = torch.compile(opt.step, mode=mode)
