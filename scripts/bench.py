@@ -69,10 +69,16 @@ def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True, default_th
     data, model = _build(cfg, compile=bool(cfg.compile))
     x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng(0)))
     opt = model.configure_optimizers()
+    losses = model.losses
+    if model.compile_mode:  # the step a compiled run takes (VAE.training_step)
+        from dislab.models.vae import compile_step
+
+        losses = model.compiled("losses", model.losses)
+        compile_step(opt, model.compile_mode)
     for i in range(steps + warmup):
         if i == warmup:
             t0 = time.perf_counter()
-        loss = model.losses(x)["loss"]
+        loss = losses(x)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
