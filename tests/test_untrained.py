@@ -70,23 +70,24 @@ def test_untrained_scores_are_keyed_by_what_they_depend_on(tmp_path, scored):
     from dislab.evaluate import untrained_key, untrained_scalars
     from dislab.load import build_model
 
-    def scores(*over):
+    def scores(*over, cache=tmp_path):
         cfg = compose([*FAST, "model=beta_vae", *over])
         data = instantiate(cfg.dataset)
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, data)
         metrics = instantiate(cfg.metrics)
         state = torch.random.get_rng_state()
-        out = untrained_scalars(cfg, model, data, metrics, tmp_path)
+        out = untrained_scalars(cfg, model, data, metrics, cache)
         assert torch.equal(torch.random.get_rng_state(), state)
         return out, untrained_key(cfg, model, data, metrics)
 
     (a, key), (b, same) = scores(), scores("model=factor_vae")
     assert a == b and key == same and len(scored) == 1
+    assert scores("model=factor_vae", cache=None)[0] == a and len(scored) == 2  # its own network: the same scores
     for over in (["++metrics.mig.num_train=128"], ["eval_seed=3"], ["+dataset.size=32"], ["num_decomposition=32"]):
         _, other = scores(*over)
         assert other != key, over
-    assert len(scored) == 5 and len(list(tmp_path.glob("*.json"))) == 5
+    assert len(scored) == 6 and len(list(tmp_path.glob("*.json"))) == 5
 
 
 def test_evaluations_run_on_the_training_device(tmp_path, monkeypatch):
