@@ -137,6 +137,11 @@ def child_rate(spec: dict) -> dict:
            "startup_s": meter.first_step_at - spec["launched"], "warmup_steps": sa}
     if cuda:
         out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    from torch._dynamo.utils import counters
+
+    if counters["stats"]:  # a compiled run: what Dynamo traced (graphs once, no recompiles) and where it broke
+        out["compiled"] = {"graphs": counters["stats"]["unique_graphs"], "frames_ok": counters["frames"]["ok"],
+                           "graph_breaks": sum(counters["graph_break"].values())}
     return out
 
 
