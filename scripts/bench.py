@@ -15,7 +15,10 @@ machines), printed and written as JSON (bench.json) to compare across commits.
 4. the default metric suite's wall time on a fixed representation, and each metric's share (and,
    with DISLAB_DLIB_PYTHON set to a Python that imports disentanglement_lib, its time on the same input);
 5. peak memory (max RSS) of the default training run;
-6. packed training (``pack=k``): model-steps/s of a group of k beta-TCVAE models trained as one program /
+6. ``compile=true`` (the whole training step compiled: losses, backward, optimizer update) against the
+   eager step: framework steps/s of each, after the warm-up steps that include the compiling, for the
+   default network and the tiny one, in alternating processes (``--compile-only`` measures this alone).
+7. packed training (``pack=k``): model-steps/s of a group of k beta-TCVAE models trained as one program /
    steps/s of one single run with the framework, with the tiny network (k = 16, eager and ``compile=true``:
    the group's loss and Adam compiled once, ~30 s, not timed; target >= 4) and with conv64
    (k = 2 and 4; packing is not the CPU default where it measures slower); ``--packed-only`` measures this
@@ -71,10 +74,16 @@ def bare_loop(steps: int, warmup: int, overrides, tuned: bool = True, default_th
     data, model = _build(cfg, compile=bool(cfg.compile))
     x = torch.from_numpy(data.sample_observations(cfg.batch_size, np.random.default_rng(0)))
     opt = model.configure_optimizers()
+    losses = model.losses
+    if model.compile_mode:  # the step a compiled run takes (VAE.training_step)
+        from dislab.models.vae import compile_step
+
+        losses = model.compiled("losses", model.losses)
+        compile_step(opt, model.compile_mode)
     for i in range(steps + warmup):
         if i == warmup:
             t0 = time.perf_counter()
-        loss = model.losses(x)["loss"]
+        loss = losses(x)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -261,15 +270,15 @@ def packed(steps: int, warmup: int, ks: list[int], overrides) -> dict:
     return out
 
 
-def _child(kind: str, env_tuned: bool, args) -> dict:
+def _child(kind: str, env_tuned: bool, args, extra=()) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env["WANDB_MODE"] = env.get("WANDB_MODE", "offline")
     if env_tuned:
         env["GLIBC_TUNABLES"] = TUNED
     steps, rounds = (args.tiny_steps, args.tiny_rounds) if kind == "tiny" else (args.steps, args.rounds)
-    override = args.override
+    override = [*args.override, *extra]
     if kind.startswith("packed"):  # packed_tiny | packed_conv64
-        steps, override = args.packed_steps, [*(TINY if kind == "packed_tiny" else []), *args.override]
+        steps, override = args.packed_steps, [*(TINY if kind == "packed_tiny" else []), *override]
     cmd = [sys.executable, __file__, "--child", kind, "--steps", str(steps), "--warmup", str(args.warmup),
            "--rounds", str(rounds), *sum((["--override", o] for o in override), [])]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -278,8 +287,25 @@ def _child(kind: str, env_tuned: bool, args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compile_rates(args) -> dict:
+    """Framework steps/s with ``compile=true`` and ``compile=false`` (alternating processes, the median
+    round's ratio) for the default network and the tiny one; the compiling falls in the warm-up steps."""
+    out = {}
+    for name, extra in (("default", []), ("tiny", TINY)):
+        rounds = [(_child("framework", True, args, [*extra, "compile=false"]),
+                   _child("framework", True, args, [*extra, "compile=true"])) for _ in range(args.compile_rounds)]
+        ratios = sorted(c["steps_per_s"] / e["steps_per_s"] for e, c in rounds)
+        out[name] = {"eager_steps_per_s": [e["steps_per_s"] for e, _ in rounds],
+                     "compiled_steps_per_s": [c["steps_per_s"] for _, c in rounds],
+                     "ratio": ratios[len(ratios) // 2]}
+        print(f"compile   {name:<7} net: compiled / eager = {out[name]['ratio']:.3f} (median of "
+              f"{args.compile_rounds} rounds: {', '.join(f'{r:.2f}' for r in ratios)}; eager "
+              f"{sorted(out[name]['eager_steps_per_s'])[len(rounds) // 2]:.1f} steps/s)", flush=True)
+    return out
+
+
 def _packed(args) -> dict:
-    """Section 6, printed as it is measured."""
+    """Section 7, printed as it is measured."""
     out = {}
     for kind, net, target in (("packed_tiny", "tiny net", " (target >= 4)"), ("packed_conv64", "conv64", "")):
         r = out[kind] = _child(kind, True, args)
@@ -301,6 +327,8 @@ def main():
     ap.add_argument("--tiny-only", action="store_true", help="measure the tiny-network ratio alone (~1-2 min)")
     ap.add_argument("--packed-steps", type=int, default=100, help="timed steps of each packed measurement")
     ap.add_argument("--packed-only", action="store_true", help="measure packed training alone (~3 min)")
+    ap.add_argument("--compile-rounds", type=int, default=3, help="rounds of eager + compiled runs")
+    ap.add_argument("--compile-only", action="store_true", help="measure compile=true against eager alone")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -323,6 +351,10 @@ def main():
     t_start = time.perf_counter()
     res = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "steps": args.steps,
            "overrides": args.override}
+    if args.compile_only:
+        res["compile"] = compile_rates(args)
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
     if args.packed_only:
         res["packed"] = _packed(args)
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
@@ -360,6 +392,10 @@ def main():
     print(f"\nmetric suite (default, dsprites, sample sizes x{args.metrics_scale:g}):")
     res["metrics"] = bench_metrics("dsprites", "default", os.environ.get("DISLAB_DLIB_PYTHON"), args.metrics_scale)
     res["peak_memory_mb_training"] = max(f["max_rss_mb"] for _, f in rounds)
+    print()
+    res["compile"] = compile_rates(args)
+    print()
+    res["packed"] = _packed(args)
     res["bench_seconds"] = time.perf_counter() - t_start
 
     print(f"\ntiny net  framework / bare = {t['ratio']:.3f} (target >= 0.8; rounds {tiny_rounds})")
@@ -390,7 +426,6 @@ def main():
     else:
         print("          (set DISLAB_DLIB_PYTHON to a Python with disentanglement_lib to time it on the same input)")
     print(f"memory    peak RSS of a training run {res['peak_memory_mb_training']:.0f} MB")
-    res["packed"] = _packed(args)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(f"written to {args.out} in {res['bench_seconds']:.0f} s")
 

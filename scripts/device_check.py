@@ -8,15 +8,18 @@ what is left of the budget is skipped, saying so in the JSON:
    settings) on the CPU and on the GPU, from the same initial weights, batches and noise (the
    reparameterisation noise is drawn on the host for both; TF32 off): the per-step losses must agree
    within ``TOLERANCE`` (relative).
-2. ``rate``: training steps/s of ``python train.py`` at batch 64 (conv64 beta-TCVAE on dSprites)
-   with default settings, with ``compile=true compile_mode=reduce-overhead`` (CUDA graphs) and with
-   ``trainer.precision=bf16-mixed``; peak GPU memory of each.
+2. ``rate``: training steps/s of one run (``python train.py``) at batch 64 (conv64 beta-TCVAE on
+   dSprites): eager with default settings, compiled (``compile=true compile_mode=reduce-overhead``: the
+   whole step, replayed as CUDA graphs) and with ``trainer.precision=bf16-mixed``; peak GPU memory of each.
 3. ``metrics``: the default metric suite's time with the model on the GPU.
-4. ``packed``: aggregate model-steps/s of 4 and 8 such jobs on the one GPU at once (processes started
-   together, steps counted in a common window), as ``launcher=gpus hydra.callbacks.gpus.jobs_per_gpu=k``
-   runs them.
-5. ``full``: when the measured rate allows it within the budget, one full 300,000-step beta-TCVAE
-   (beta=6) model on dSprites and its default metrics (MIG, DCI, ...); otherwise its projected time.
+4. ``packed``: model-steps/s of k models trained as one packed program, k = 1, 8, 32, 64
+   (``packed_rates``).
+5. ``processes``: aggregate model-steps/s of 4 and 8 such jobs as separate processes on the one GPU
+   (started together, as ``launcher=gpus hydra.callbacks.gpus.jobs_per_gpu=k`` runs them), each job
+   counting only the steps it ends inside a common window (a job that starts after it counts none).
+6. ``full``: when the measured rate allows it within the budget, one full 300,000-step beta-TCVAE
+   (beta=6) model on dSprites and its default metrics (MIG, DCI, ...); otherwise its projected time;
+   and the projected time of the 180-model dSprites study (``projected_study``).
    Sections 1-4 take about 6 minutes, so in one call the model fits only above ~3,000 steps/s;
    ``--only full`` trains it alone in a second call (it fits in 8 minutes above ~800 steps/s).
 
@@ -24,7 +27,8 @@ The logger is CSV (W&B is not on the device image); metrics during training are 
 runs and the full model (a default run scores ``metrics=fast`` every 500 steps; ``metrics_suite``
 gives the cost of the larger default suite).
 
-On the device, after ``scripts/prepare_device.sh`` here (it fills .whl/ with what the image lacks):
+On the device, after ``scripts/prepare_device.sh`` here (it fills .whl/ with what the image lacks) and
+with .whl/ copied beside the working tree (it is git-ignored: name it among the paths carried along):
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
     PYTHONPATH=/tmp/site:src python3 scripts/device_check.py --out $OUT/device_check.json
     ... scripts/device_check.py --only full [--full-override compile=true ...] --out $OUT/full.json
@@ -53,6 +57,8 @@ TIMED = ["metrics=none", "metrics_every=0", "eval_untrained=false", "num_eval=64
 SMOKE = ["dataset=toy", "+dataset.size=16", "net=mlp", "+net.hidden=32"]
 TOLERANCE = {"first_step": 1e-5, "all_steps": 1e-3}  # relative loss difference, CPU vs GPU, float32
 FULL_STEPS = 300_000
+STUDY_MODELS = 180  # disentanglement_lib's dSprites study: 6 methods x 6 settings x 5 seeds
+PACKED_K = (1, 8, 32, 64)
 
 
 # -- children: one measurement each, run as ``device_check.py --child <kind> <spec json>`` ----------------
@@ -71,7 +77,8 @@ class _Done(Exception):
 def _meter(warmup: int, seconds: float, t0: float | None, t1: float | None, cuda: bool, launched: float):
     """A callback timing training steps: from the first step >= ``warmup`` (and wall time >= t0) for
     ``seconds`` (or until wall time t1), with the device synchronised at both ends; ``launched``:
-    when the process was started (for its start-up time)."""
+    when the process was started (for its start-up time). A run whose first step >= ``warmup`` ends
+    after t1 times no step: it was not training inside the window."""
     import torch
     from pytorch_lightning import Callback
 
@@ -94,6 +101,9 @@ def _meter(warmup: int, seconds: float, t0: float | None, t1: float | None, cuda
                 if step >= warmup and (t0 is None or now >= t0):
                     sync()
                     self.start = (time.time(), step)
+                    if t1 is not None and self.start[0] >= t1:  # started after the window: no step inside it
+                        self.end = self.start
+                        raise _Done
                 return
             if (t1 is not None and now >= t1) or (t1 is None and now - self.start[0] >= seconds):
                 sync()
@@ -123,10 +133,15 @@ def child_rate(spec: dict) -> dict:
     if meter.end is None:
         raise RuntimeError(f"the run ended before its timing window closed (start {meter.start})")
     (ta, sa), (tb, sb) = meter.start, meter.end
-    out = {"steps_per_s": (sb - sa) / (tb - ta), "timed_steps": sb - sa, "timed_s": tb - ta,
+    out = {"steps_per_s": (sb - sa) / (tb - ta) if tb > ta else 0.0, "timed_steps": sb - sa, "timed_s": tb - ta,
            "startup_s": meter.first_step_at - spec["launched"], "warmup_steps": sa}
     if cuda:
         out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    from torch._dynamo.utils import counters
+
+    if counters["stats"]:  # a compiled run: what Dynamo traced (graphs once, no recompiles) and where it broke
+        out["compiled"] = {"graphs": counters["stats"]["unique_graphs"], "frames_ok": counters["frames"]["ok"],
+                           "graph_breaks": sum(counters["graph_break"].values())}
     return out
 
 
@@ -275,8 +290,9 @@ class Check:
         self.note(name, "done", time.time() - t)
         return res
 
-    def packed(self, jobs: int, overrides: list, startup: float, window: float, limit: float):
-        name = f"packed_{jobs}"
+    def processes(self, jobs: int, overrides: list, startup: float, window: float, limit: float):
+        """``jobs`` runs as separate processes at once; each counts the steps it ends inside one common window."""
+        name = f"processes_{jobs}"
         limit = limit * self.scale
         if self.left() < limit:
             self.note(name, "skipped", reason=f"{limit:.0f} s needed, {self.left():.0f} s left of the budget")
@@ -298,6 +314,7 @@ class Check:
         self.note(name, "done", time.time() - t)
         steps = sum(r["timed_steps"] for r in results)
         return {"jobs": jobs, "aggregate_steps_per_s": steps / window, "window_s": window,
+                "jobs_in_window": sum(r["timed_steps"] > 0 for r in results),
                 "per_job_steps_per_s": [r["steps_per_s"] for r in results],
                 "peak_gpu_memory_mb_per_job": [r.get("peak_gpu_memory_mb") for r in results]}
 
@@ -395,18 +412,49 @@ def run_sections(check: Check, base: list, trainer: str, smoke: bool, s: float) 
         print(f"  default metric suite: {mets['seconds']:.1f} s", flush=True)
     default = rate.get("default")
     startup = (default["startup_s"] if default else 30.0) * 1.5 + (5 if smoke else 15)
-    res["packed"] = {}
+    res["packed"] = packed_rates(check, base, trainer, smoke)
+    check.save()
+    res["processes"] = {}
     for jobs in ((2,) if smoke else (4, 8)):
         window = 3.0 if smoke else 15.0
-        p = check.packed(jobs, [*base, trainer], startup, window, startup + window + (60 if smoke else 45))
+        p = check.processes(jobs, [*base, trainer], startup, window, startup + window + (60 if smoke else 45))
         if p is not None:
-            res["packed"][str(jobs)] = p
-            print(f"  {jobs} jobs: {p['aggregate_steps_per_s']:.0f} model-steps/s", flush=True)
+            res["processes"][str(jobs)] = p
+            print(f"  {jobs} processes: {p['aggregate_steps_per_s']:.0f} model-steps/s "
+                  f"({p['jobs_in_window']} of {jobs} jobs inside the window)", flush=True)
             check.save()
     peaks = [r.get("peak_gpu_memory_mb") for r in rate.values()]
     peaks = [p for p in peaks if p is not None]
     res["peak_gpu_memory_mb"] = max(peaks) if peaks else None
     check.save()
+
+
+# -- packed training: k models as one program ------------------------------------------------------------
+def packed_rates(check: Check, base: list, trainer: str, smoke: bool, ks=PACKED_K) -> dict:
+    """PACKED TRAINING GOES HERE: model-steps/s of k models trained as one packed program for each k in
+    ``ks`` (the largest that fits in GPU memory), measured as ``rate`` measures one run, returned as
+    ``{str(k): {"model_steps_per_s": ...}}`` (``projected_study`` reads it). Packed training
+    is not in this version, so nothing is measured: the JSON says so."""
+    note = "packed training is not in this version"
+    check.note("packed", "skipped", reason=note)
+    return {"not_measured": note, "k": list(ks)}
+
+
+def projected_study(res: dict) -> dict | None:
+    """The 180-model dSprites study (300,000 steps each) at the best measured rate: one run after another
+    (``rate``), as separate processes (``processes``), packed (``packed``)."""
+    rates = {f"single_{k}": v["steps_per_s"] for k, v in (res.get("rate") or {}).items() if v.get("steps_per_s")}
+    rates.update({f"processes_{k}": v["aggregate_steps_per_s"] for k, v in (res.get("processes") or {}).items()
+                  if v.get("aggregate_steps_per_s")})
+    rates.update({f"packed_{k}": v["model_steps_per_s"] for k, v in (res.get("packed") or {}).items()
+                  if isinstance(v, dict) and v.get("model_steps_per_s")})
+    if not rates:
+        return None
+    best = max(rates, key=rates.get)
+    hours = STUDY_MODELS * FULL_STEPS / rates[best] / 3600
+    return {"models": STUDY_MODELS, "steps": FULL_STEPS, "best": best, "model_steps_per_s": rates[best],
+            "training_hours": round(hours, 2), "by_setting_hours": {k: round(STUDY_MODELS * FULL_STEPS / v / 3600, 2)
+                                                                    for k, v in rates.items()}}
 
 
 def full(check: Check, base: list, trainer: str, smoke: bool, only: bool, more: list) -> None:
@@ -420,6 +468,8 @@ def full(check: Check, base: list, trainer: str, smoke: bool, only: bool, more: 
     if best:
         res["projected_300k_model_s"] = {"config": best, "steps_per_s": rates[best],
                                          "train_s": FULL_STEPS / rates[best], "final_metrics_s": metrics_s}
+    res["projected_study"] = projected_study(res)
+    check.save()
     if not (best or only):
         check.note("full", "skipped", reason="no measured rate to plan it with")
         return

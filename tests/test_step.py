@@ -89,18 +89,72 @@ def test_bf16_precision_runs_the_step_under_autocast_and_keeps_float32_weights(t
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in state.values())
 
 
-def test_compile_mode_reaches_torch_compile_and_marks_cuda_graph_steps(monkeypatch):
+def test_compile_compiles_the_losses_with_their_backward_and_the_optimizer_update(tmp_path):
+    """A real compiled run (inductor): Dynamo has traced the loss function (forward and backward through
+    AOTAutograd) before the first optimizer step and the optimizer's update at it, and nothing after (no
+    recompiles); the NaN guard still sees the gradients and skips a step made non-finite (nan_policy=skip);
+    the losses equal the eager run's; global_step and the checkpoint's names are the eager run's."""
+    import csv
+
+    import pytorch_lightning as pl
+    from torch._dynamo.utils import counters
+
+    from dislab.train import run
+
+    def graphs():
+        return counters["stats"]["unique_graphs"]
+
+    class Probe(pl.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            grads = [p.grad is not None for g in optimizer.param_groups for p in g["params"]]
+            self.seen.append(("opt", trainer.global_step, graphs(), all(grads),
+                              counters["aot_autograd"]["total"]))
+
+        def on_train_batch_end(self, trainer, *args):
+            self.seen.append(("end", trainer.global_step, graphs()))
+
+        def on_after_backward(self, trainer, pl_module):
+            if trainer.global_step == 1:  # a non-finite gradient: the guard must skip this step
+                next(pl_module.net.parameters()).grad.view(-1)[0] = float("nan")
+
+    losses, states, seen = {}, {}, {}
+    for compiled in (True, False):
+        torch._dynamo.reset()
+        counters.clear()
+        probe, d = Probe(), tmp_path / str(compiled)
+        run(compose([*BARE, "model=beta_tcvae", f"compile={compiled}", "nan_policy=skip",
+                     "+trainer.log_every_n_steps=1", f"run_dir={d}"]), callbacks=(probe,))
+        losses[compiled] = [float(r["train/loss"]) for r in csv.DictReader(open(d / "history.csv"))
+                            if r.get("train/loss")]
+        states[compiled] = torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
+        seen[compiled] = probe.seen
+    assert [s[:2] for s in seen[True]] == [("opt", 0), ("end", 1), ("opt", 1), ("end", 2), ("opt", 2), ("end", 3)]
+    assert graphs() == 0  # the eager run traced nothing
+    (_, _, loss_graphs, grads, aot), (_, _, after_step, *_) = seen[True][:2]
+    assert loss_graphs >= 1 and aot >= 1 and grads  # the losses, compiled with their backward; gradients for the guard
+    assert after_step > loss_graphs  # the optimizer's update
+    assert all(s[2] == after_step for s in seen[True][2:])  # traced once: no recompiles
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5) and len(losses[True]) == 3
+    assert states[True]["global_step"] == states[False]["global_step"] == 3
+    assert states[True]["state_dict"].keys() == states[False]["state_dict"].keys()
+    assert all(torch.isfinite(v).all() for v in states[True]["state_dict"].values())
+    assert states[True]["callbacks"]["NanGuard"]["skipped"] == states[False]["callbacks"]["NanGuard"]["skipped"] == 1
+
+
+def test_compile_mode_reaches_the_step_and_marks_cuda_graph_steps():
     from hydra.utils import instantiate
 
     from dislab.load import build_model
 
-    calls = []
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append(kw))
     for mode, graphs in (("default", False), ("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)):
-        calls.clear()
         cfg = compose([*FAST, "compile=true", f"compile_mode={mode}"])
         model = build_model(cfg, instantiate(cfg.dataset), compile=True)
-        assert calls == [{"mode": mode}] * len(list(model.net.children())) and model.cudagraphs == graphs
+        assert model.compile_mode == mode and model.cudagraphs == graphs
+        assert model.compiled("losses", model.losses) is model.compiled("losses", model.losses)  # made once
+    assert build_model(cfg, instantiate(cfg.dataset)).compile_mode is None
 
 
 def test_a_checkpoint_from_the_automatic_loop_resumes_at_its_step(tmp_path):

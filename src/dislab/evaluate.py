@@ -1,9 +1,13 @@
-"""Scoring a trained model: metrics, the evaluation representation, and the pictures."""
+"""Scoring a trained model: metrics, the evaluation representation, and the pictures; the untrained network's
+scores, computed once per network, data set and metric settings (``untrained_scalars``)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -136,6 +140,57 @@ def decomposition(model, data, num: int = 2000, eval_seed: int = 0, chunk: int =
            "kl_sampled": (log_qz_x - log_pz).mean(), "kl": kl_d.sum()}
     out.update({f"kl_{i}": v for i, v in enumerate(kl_d)})
     return {k: float(v) for k, v in out.items()}
+
+
+def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int,
+                       prefix: str = "metrics") -> dict[str, float]:
+    """``<prefix>/<key>`` for every metric and, for a model with a Gaussian posterior,
+    ``decomposition/<term>`` (Chen et al.'s ELBO decomposition on a fixed sample, the same sample and
+    size during training and at the end)."""
+    out = {f"{prefix}/{k}": v for k, v in compute_metrics(metrics, data, model, eval_seed).items()}
+    if num_decomposition and getattr(model, "stochastic", False):
+        terms = decomposition(model, data, num_decomposition, eval_seed)
+        out.update({f"decomposition/{k}": v for k, v in terms.items()})
+    return out
+
+
+def untrained_key(cfg, model, data, metrics: dict) -> dict:
+    """What the untrained model's scores depend on: the network (its config, ``z_dim``, the data's image shape
+    and the seed it was initialised with: ``build_model`` builds the net first, so every method of one seed
+    starts from the same one), the data set's config, the metrics' settings, ``eval_seed``,
+    ``num_decomposition``, and how the method reads the network (``encode``/``represent``, ``stochastic``).
+    Not the method's other parts (a discriminator) nor its knobs: the scores never read them."""
+    from omegaconf import OmegaConf
+
+    cls = type(model)
+    return {"net": OmegaConf.to_container(cfg.net, resolve=True), "z_dim": int(cfg.z_dim),
+            "x_shape": list(data.x_shape), "seed": int(cfg.seed),
+            "dataset": OmegaConf.to_container(cfg.dataset, resolve=True), "metrics": metric_settings(metrics),
+            "eval_seed": int(cfg.eval_seed), "num_decomposition": int(cfg.num_decomposition),
+            "reads": [cls.encode.__qualname__, cls.represent.__qualname__, bool(getattr(model, "stochastic", True))]}
+
+
+def untrained_scalars(cfg, model, data, metrics: dict, cache_dir: Path | None = None) -> dict[str, float]:
+    """``evaluation_scalars`` of the untrained ``model`` (built by ``build_model(cfg, data)`` right after
+    seeding with ``cfg.seed``). With ``cache_dir`` (a sweep's ``untrained/``) they are computed once per
+    ``untrained_key`` and kept in ``<cache_dir>/<sha256 of the key>.json`` (written atomically) for every job
+    that shares the key. Scoring draws from its own generators only, never torch's global one, so whether
+    the scores come from the cache does not change what is trained."""
+    from dislab import atomic
+
+    if cache_dir is None:
+        return evaluation_scalars(model, data, metrics, cfg.eval_seed, cfg.num_decomposition)
+    key = json.dumps(untrained_key(cfg, model, data, metrics), sort_keys=True, default=str)
+    path = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    try:
+        saved = json.loads(path.read_text())
+        if json.dumps(saved["key"], sort_keys=True) == key:
+            return {k: float(v) for k, v in saved["scalars"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not scored yet (or unreadable): scored now
+    scalars = evaluation_scalars(model, data, metrics, cfg.eval_seed, cfg.num_decomposition)
+    atomic.write_json(path, {"key": json.loads(key), "scalars": scalars})
+    return scalars
 
 
 def evaluate(run_dir, metrics: dict, eval_seed: int | None = None) -> dict[str, float]:

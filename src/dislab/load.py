@@ -18,16 +18,15 @@ CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 def build_model(cfg, data, compile: bool = False):
     """The run's model for ``data``: net, method and optimizer from ``cfg``; convolution weights
     in channels_last (NHWC) layout when ``cfg.channels_last`` (inputs follow the weights' layout);
-    ``compile``: torch.compile the net's parts in place (parameter names and checkpoints unchanged)
-    in ``cfg.compile_mode`` (reduce-overhead and max-autotune replay them as CUDA graphs on a GPU)."""
+    ``compile``: the training step runs compiled by torch.compile in ``cfg.compile_mode`` (its losses
+    with their backward and the optimizer's update: ``VAE.training_step``; parameter names and checkpoints
+    unchanged); reduce-overhead and max-autotune replay it as CUDA graphs on a GPU."""
     net = instantiate(cfg.net, x_shape=data.x_shape, z_dim=cfg.z_dim)
     model = instantiate(cfg.model, net=net, optimizer=instantiate(cfg.optimizer), dataset_size=len(data))
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if compile:
-        mode = cfg.get("compile_mode") or "default"
-        for part in model.net.children():
-            part.compile(mode=mode)
+        mode = model.compile_mode = cfg.get("compile_mode") or "default"
         model.cudagraphs = mode in CUDAGRAPH_MODES
     return model
 

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dislab import atomic
-from dislab.evaluate import check_posterior_metrics, metric_settings, representation
+from dislab.evaluate import check_posterior_metrics, metric_settings, representation, untrained_scalars
 from dislab.rundir import (
     CHECKPOINT,
     ERROR,
@@ -74,6 +74,21 @@ def _what_trained() -> list[str] | None:
     Hydra."""
     hc = _hydra()
     return None if hc is None else what_trained(hc.overrides.task)
+
+
+def evaluation_device(trainer) -> torch.device:
+    """Where a run's evaluations (untrained and final scores, representation.npz, pictures) run: the device
+    the trainer trains on."""
+    return trainer.strategy.root_device
+
+
+def untrained_cache_dir(cfg) -> Path | None:
+    """Where the jobs of a sweep keep the untrained networks' scores they share: ``<sweep dir>/untrained``;
+    None (scored by the run itself) outside a sweep."""
+    hc = _hydra()
+    if hc is not None and hc.mode is not None and hc.mode.name == "MULTIRUN":
+        return Path(hc.sweep.dir) / "untrained"
+    return None
 
 
 def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metrics: dict | None = None) -> dict:
@@ -195,14 +210,6 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             con.start(cfg, model, data, run_dir, name, final_metrics, during, loggers)
         if len(budgets) > 1 and budgets[-1] != budgets[-2] and dm.start_step:  # this segment extends the run
             log_scalars(loggers, {"train/budget": float(budgets[-1])}, dm.start_step)
-        untrained = _metrics_only(history.rows.get(0, {})) if resume else {}  # resumed: its first segment's
-        if cfg.eval_untrained and not resume and zero:
-            with con.phase("untrained evaluation", ", ".join(final_metrics) or "ELBO decomposition"):
-                scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-                log_scalars(loggers, scalars, 0)
-            untrained = _metrics_only(scalars)
-            if untrained:
-                con.info("untrained: %s", ", ".join(f"{k} {v:.4f}" for k, v in untrained.items()))
         guard = NanGuard(cfg.nan_policy)
         ckpt = AtomicCheckpoint(ckpt_path, cfg.checkpoint_every, history, identity(cfg), guard, budgets)
         during_cb = MetricsDuringTraining(during, data, cfg.metrics_every, cfg.eval_seed, cfg.num_decomposition, guard)
@@ -213,6 +220,15 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
         trainer = instantiate(cfg.trainer, max_steps=cfg.steps, logger=loggers, callbacks=callbacks,
                               default_root_dir=str(run_dir), **lean,
                               enable_model_summary=cfg.trainer.get("enable_model_summary", False))  # con.start's
+        device = evaluation_device(trainer)
+        untrained = _metrics_only(history.rows.get(0, {})) if resume else {}  # resumed: its first segment's
+        if cfg.eval_untrained and not resume and zero:
+            with con.phase("untrained evaluation", ", ".join(final_metrics) or "ELBO decomposition"):
+                scalars = untrained_scalars(cfg, model.to(device), data, final_metrics, untrained_cache_dir(cfg))
+                log_scalars(loggers, scalars, 0)
+            untrained = _metrics_only(scalars)
+            if untrained:
+                con.info("untrained: %s", ", ".join(f"{k} {v:.4f}" for k, v in untrained.items()))
         try:
             with con.phase("training", f"{cfg.steps:,} steps"):
                 trainer.fit(model, dm, ckpt_path=ckpt_path if resume else None, weights_only=True)
@@ -225,6 +241,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
         if not trainer.is_global_zero:
             return {}
 
+        model.to(device)  # Lightning's teardown has moved it to the CPU
         with con.phase("final evaluation", ", ".join(final_metrics) or "representation.npz"):
             scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
             values = _metrics_only(scalars)

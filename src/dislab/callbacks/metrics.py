@@ -9,21 +9,9 @@ from __future__ import annotations
 
 from pytorch_lightning import Callback
 
-from dislab.evaluate import compute_metrics, decomposition
+from dislab.evaluate import evaluation_scalars
 from dislab.pictures import training_pictures
 from dislab.trackers.log import log_pictures, log_scalars, takes_pictures
-
-
-def evaluation_scalars(model, data, metrics: dict, eval_seed: int, num_decomposition: int,
-                       prefix: str = "metrics") -> dict[str, float]:
-    """``<prefix>/<key>`` for every metric and, for a model with a Gaussian posterior,
-    ``decomposition/<term>`` (Chen et al.'s ELBO decomposition on a fixed sample, the same sample and
-    size during training and at the end)."""
-    out = {f"{prefix}/{k}": v for k, v in compute_metrics(metrics, data, model, eval_seed).items()}
-    if num_decomposition and getattr(model, "stochastic", False):
-        terms = decomposition(model, data, num_decomposition, eval_seed)
-        out.update({f"decomposition/{k}": v for k, v in terms.items()})
-    return out
 
 
 class MetricsDuringTraining(Callback):

@@ -83,7 +83,10 @@ class VAE(pl.LightningModule):
         self.recon = recon
         self.dataset_size = dataset_size
         self.automatic_optimization = False  # the lean step below (training_step)
-        self.cudagraphs = False  # set by build_model when the net is compiled into CUDA graphs
+        self.cudagraphs = False  # set by build_model when the step is compiled into CUDA graphs
+        #: set by build_model (``compile=true``): the torch.compile mode the training step runs in; None: eager
+        self.compile_mode = None
+        self._compiled = {}  # name -> the compiled function (``compiled``)
 
     # -- the hook --------------------------------------------------------------------------
     def regularizer(self, kl, mu, logvar, z) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -133,14 +136,60 @@ class VAE(pl.LightningModule):
         terms = {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl), **pairs, **logs}
         return terms
 
+    # -- the compiled step (``compile=true``) ----------------------------------------------
+    def compiled(self, name: str, fn):
+        """``fn`` under torch.compile in ``compile_mode``, made once per ``name`` (Dynamo traces it at its first
+        call; a loss function compiles to a forward and a backward graph through AOTAutograd)."""
+        c = self._compiled.get(name)
+        if c is None:
+            c = self._compiled[name] = torch.compile(fn, mode=self.compile_mode)
+        return c
+
+    def step_draws(self, batch) -> dict:
+        """A compiled step's random tensors (``draws``), drawn eagerly from the global generator in the order the
+        eager step draws them, so that compiled and eager runs train on the same noise (inside a compiled graph
+        torch's random ops draw other numbers). The eager step draws its own: {}."""
+        if self.compile_mode is None:
+            return {}
+        x = batch[0] if self.pairs is not None else batch
+        dtype = next(self.net.parameters()).dtype
+        return self.draws(len(x) * (2 if self.pairs is not None else 1), device=x.device,
+                          dtype=dtype if dtype in (torch.float32, torch.float64) else torch.float32)
+
+    def step_losses(self, batch, draws: dict) -> dict[str, torch.Tensor]:
+        """``losses`` of a training batch: eager, or compiled with the step's ``draws``. A compiled step reads
+        the training step as a 0-d tensor (``current_step``): an int would be a constant of the graph."""
+        args = batch if self.pairs is not None else (batch,)
+        if self.compile_mode is None:
+            return self.losses(*args)
+        outer = self.pack_step
+        if outer is None:  # filled on the device: no copy from the host
+            self.pack_step = torch.full((), self.global_step, dtype=torch.int64, device=args[0].device)
+        try:
+            return self.compiled("losses", self.losses)(*args, eps=draws.get("eps"))
+        finally:
+            self.pack_step = outer
+
+    def kept_terms(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The step's loss terms as the NaN guard keeps them (read on later steps): detached, and copied out of
+        the CUDA graph's memory, which the next replay overwrites."""
+        return {k: v.detach().clone() if self.cudagraphs else v.detach() for k, v in terms.items()}
+
+    def on_train_start(self):
+        """A compiled step's optimizers (restored from a checkpoint by now) step compiled (``compile_step``)."""
+        if self.compile_mode is not None:
+            for opt in self.trainer.optimizers:
+                compile_step(opt, self.compile_mode)
+
     def training_step(self, batch, batch_idx):
         """One iteration under Lightning's manual optimization. The automatic loop does the same work
         inside a closure with four more hook dispatches per step, which cost more than a small
         network's step on a GPU (``make bench``, tiny network). Hooks, precision plugin and
-        ``global_step`` (one per ``opt.step()``) are Lightning's as before."""
+        ``global_step`` (one per ``opt.step()``) are Lightning's as before. Compiled (``compile_mode``): the
+        losses with their backward, and the optimizer's update."""
         opt = self.optimizers()
-        terms = self.losses(*batch) if self.pairs is not None else self.losses(batch)
-        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
+        terms = self.step_losses(batch, self.step_draws(batch))
+        self.last_terms = self.kept_terms(terms)  # named by the NaN guard
         opt.zero_grad(set_to_none=True)
         self.manual_backward(terms["loss"])
         opt.step()
@@ -215,6 +264,29 @@ class VAE(pl.LightningModule):
         return self._infer(lambda t: torch.sigmoid(self.net.decode(t)), z).cpu().numpy()
 
 
+def compile_step(opt: torch.optim.Optimizer, mode: str) -> None:
+    """``opt.step`` with its update compiled (torch.compile in ``mode``); Lightning's closure (its hooks: the
+    NaN guard reads the gradients in ``on_before_optimizer_step``) still runs first, eagerly. A fused
+    Adam runs its foreach form, which the compiler fuses itself (Dynamo does not trace the fused kernel);
+    the NaN guard's ``skip`` then drops a bad step's gradients on the host (its fallback for unfused optimizers)."""
+    if getattr(opt, "_dislab_compiled", False):
+        return
+    for group in (opt.defaults, *opt.param_groups):  # the NaN guard reads ``defaults``, Adam its groups
+        if group.get("fused"):
+            group["fused"] = False
+    update = torch.compile(opt.step, mode=mode)
+
+    def step(closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        update()
+        return loss
+
+    opt.step, opt._dislab_compiled = step, True
+
+
 class PairVAE(VAE):
     """The weakly-supervised methods' shared body (``ada_gvae``, ``ada_ml_vae``, ``group_vae``, ``ml_vae``):
     pairs drawn as ``k``/``k_rule`` say, loss recon + beta * KL (both averaged over the pair), and the
@@ -261,13 +333,19 @@ class CodeDiscriminatorVAE(VAE):
 
     def training_step(self, batch, batch_idx):
         opt_ae, opt_d = self.optimizers()
-        terms = self.losses(batch)
-        self.last_terms = {k: v.detach() for k, v in terms.items()}  # named by the NaN guard
+        draws = self.step_draws(batch)
+        terms = self.step_losses(batch, draws)
+        self.last_terms = self.kept_terms(terms)  # named by the NaN guard
         opt_ae.zero_grad()
         self.manual_backward(terms["loss"])
         opt_ae.step()
-        terms["disc_loss"] = d_loss = self.discriminator_loss(self._codes)
-        self.last_terms["disc_loss"] = d_loss.detach()  # named by the NaN guard
+        if self.compile_mode is None:
+            d_loss = self.discriminator_loss(self._codes)
+        else:
+            u = {"u": draws["u"]} if "u" in draws else {}
+            d_loss = self.compiled("discriminator_loss", self.discriminator_loss)(self._codes, **u)
+        terms["disc_loss"] = d_loss
+        self.last_terms.update(self.kept_terms({"disc_loss": d_loss}))  # named by the NaN guard
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
