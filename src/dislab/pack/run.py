@@ -258,16 +258,16 @@ def _train(jobs: list[_Job], group_id: str) -> None:
 
     from dislab.callbacks.checkpoint import Interrupted, _seen, catch_signals, chain_usr2
     from dislab.callbacks.history import HistoryLogger
-    from dislab.callbacks.metrics import evaluation_scalars
     from dislab.console import quiet_library_noise, quiet_loggers
     from dislab.data._device import paint_device
     from dislab.data.datamodule import _Batches
+    from dislab.evaluate import evaluation_scalars, untrained_scalars
     from dislab.load import build_model
     from dislab.pack.engine import Pack
     from dislab.rundir import job_log
     from dislab.trackers.log import log_scalars
     from dislab.trackers.loggers import make_loggers
-    from dislab.train import _metrics_only, group_name
+    from dislab.train import _metrics_only, group_name, untrained_cache_dir
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
@@ -318,19 +318,16 @@ def _train(jobs: list[_Job], group_id: str) -> None:
         for c in ckpts:
             if c is not None and "packed" not in c:
                 raise GroupRefused(f"{CHECKPOINT} of a run trained alone resumes alone: run it with pack=1")
-        # untrained evaluation: once per seed (the net's weights depend on its seed only), as
-        # a single run does it: before training moves the models to the group's device and precision
-        shared: dict = {}
+        # the untrained scores, as a single run gets them (before training moves the models to the group's
+        # device and precision): once per untrained network, shared with the sweep's other jobs
         for i, job in enumerate(jobs):
             job.untrained = _metrics_only(job.history.rows.get(0, {})) if start else {}
             if job.cfg.eval_untrained and not start:
-                key = int(job.cfg.seed)
-                if key not in shared:
-                    shared[key] = evaluation_scalars(models[i], data, final_metrics, job.cfg.eval_seed,
-                                                     job.cfg.num_decomposition)
-                log_scalars(job.loggers, shared[key], 0)
-                job.untrained = _metrics_only(shared[key])
-
+                with as_job(job.hydra_cfg):
+                    models[i].to(device)
+                    scalars = untrained_scalars(job.cfg, models[i], data, final_metrics, untrained_cache_dir(job.cfg))
+                log_scalars(job.loggers, scalars, 0)
+                job.untrained = _metrics_only(scalars)
         lrs = [float(j.cfg.optimizer.lr) for j in jobs]
         o = jobs[0].cfg.optimizer
         opt = {"betas": tuple(o.get("betas", ADAM["betas"])), "eps": float(o.get("eps", ADAM["eps"])),
@@ -472,8 +469,8 @@ def evaluating(pack, models: list):
 
 
 def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list[str]) -> None:
-    from dislab.callbacks.metrics import evaluation_scalars
     from dislab.console import Console
+    from dislab.evaluate import evaluation_scalars
     from dislab.trackers.log import log_pictures, log_scalars
     from dislab.trackers.loggers import tracker_views
     from dislab.train import _metrics_only, _what_trained, write_pictures
