@@ -227,7 +227,55 @@ def child_full(spec: dict) -> dict:
             "settings": {k: saved["settings"][k] for k in ("mig", "dci") if k in saved["settings"]}}
 
 
-CHILDREN = {"rate": child_rate, "correctness": child_correctness, "metrics": child_metrics, "full": child_full}
+def child_packed(spec: dict) -> dict:
+    """Model-steps/s of ``spec['k']`` jobs (seeds 0..k-1) trained as one packed group (``dislab.pack``), timed
+    from step ``warmup`` for ``seconds`` with the device synchronised at both ends (the compiling, with
+    ``compile=true``, falls in the warm-up); peak GPU memory."""
+    import torch
+
+    from dislab.pack import engine
+    from dislab.pack.run import run_group
+
+    cuda = torch.cuda.is_available() and not spec.get("cpu")
+    k, warmup, seconds = spec["k"], spec["warmup"], spec["seconds"]
+    real, times = engine.Pack.step, {}
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def timed(self, x):
+        if self.step_index == warmup:
+            sync()
+            times["start"] = (time.time(), self.step_index)
+        real(self, x)
+        if "start" in times and time.time() - times["start"][0] >= seconds:
+            sync()
+            times["end"] = (time.time(), self.step_index)
+            raise _Done
+
+    engine.Pack.step = timed
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as d:
+        jobs = [(_compose([*spec["overrides"], *TIMED, f"seed={i}", f"steps={10**7}", f"run_dir={d}/{i}"]), None)
+                for i in range(k)]
+        try:
+            run_group(jobs)
+        except _Done:
+            pass
+    if "end" not in times:
+        raise RuntimeError("the group ended before its timing window closed")
+    (ta, sa), (tb, sb) = times["start"], times["end"]
+    out = {"k": k, "model_steps_per_s": k * (sb - sa) / (tb - ta), "steps_per_s": (sb - sa) / (tb - ta),
+           "timed_steps": sb - sa}
+    if cuda:
+        out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+CHILDREN = {"packed": child_packed, "rate": child_rate,
+            "correctness": child_correctness, "metrics": child_metrics, "full": child_full}
 
 
 # -- the orchestrator ----------------------------------------------------------------------------------
@@ -431,13 +479,23 @@ def run_sections(check: Check, base: list, trainer: str, smoke: bool, s: float) 
 
 # -- packed training: k models as one program ------------------------------------------------------------
 def packed_rates(check: Check, base: list, trainer: str, smoke: bool, ks=PACKED_K) -> dict:
-    """PACKED TRAINING GOES HERE: model-steps/s of k models trained as one packed program for each k in
-    ``ks`` (the largest that fits in GPU memory), measured as ``rate`` measures one run, returned as
-    ``{str(k): {"model_steps_per_s": ...}}`` (``projected_study`` reads it). Packed training
-    is not in this version, so nothing is measured: the JSON says so."""
-    note = "packed training is not in this version"
-    check.note("packed", "skipped", reason=note)
-    return {"not_measured": note, "k": list(ks)}
+    """Model-steps/s of k models trained as one packed program (``pack=k``), eager for each k in ``ks`` and
+    compiled (``compile=true compile_mode=reduce-overhead``: the group's loss and Adam as CUDA graphs) for the
+    largest; ``{str(k) or "<k>_compiled": {"model_steps_per_s", ...}}`` (``projected_study`` reads it). A k
+    that does not fit in GPU memory fails alone and says so."""
+    out: dict = {}
+    s = 0.05 if smoke else 1.0
+    runs = [(str(k), k, []) for k in ((1, 2) if smoke else ks)]
+    runs.append((f"{runs[-1][1]}_compiled", runs[-1][1], ["compile=true", "compile_mode=reduce-overhead"]))
+    for name, k, extra in runs:
+        spec = {"overrides": [*base, trainer, *extra], "k": k, "warmup": 3 if smoke else (30 if extra else 20),
+                "seconds": 10 * s + (1 if smoke else -5), "cpu": smoke}
+        r = check.section(f"packed_{name}", 30 * s + 10, 150 if extra else 60, "packed", spec)
+        if r is not None:
+            out[name] = r
+            print(f"  packed k={name}: {r['model_steps_per_s']:.0f} model-steps/s", flush=True)
+            check.save()
+    return out
 
 
 def projected_study(res: dict) -> dict | None:

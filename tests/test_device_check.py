@@ -41,5 +41,7 @@ def test_the_study_is_projected_from_the_best_measured_rate(check):
     assert study["best"] == "packed_8" and study["training_hours"] == pytest.approx(180 * 300_000 / 6000 / 3600,
                                                                                      abs=0.01)
     assert study["by_setting_hours"]["single_compile"] == pytest.approx(15.0)
-    assert check.projected_study({"packed": check.packed_rates(SimpleNamespace(note=lambda *a, **k: None),
-                                                               [], "", True)}) is None
+    asked = []  # every packed section failing (a k that does not fit): nothing to project from
+    failing = SimpleNamespace(section=lambda *a, **k: asked.append(a[0]), save=lambda: None)
+    assert check.projected_study({"packed": check.packed_rates(failing, [], "", False)}) is None
+    assert asked == ["packed_1", "packed_8", "packed_32", "packed_64", "packed_64_compiled"]
