@@ -47,8 +47,8 @@ class StudySweeper(BasicSweeper):
         return methods
 
     def _grid(self, method: str, narrowed: dict[str, str]) -> list[str]:
-        """``model=<the preset's>`` and the preset's sweeper params as overrides (``beta=1,2,4``), composed as Hydra composes the preset, with
-        the values of ``+study.grid.<method>.<knob>=...`` in place of the preset's."""
+        """``model=<the preset's>`` and the preset's sweeper params as overrides (``beta=1,2,4``), composed as
+        Hydra composes the preset, with the values of ``+study.grid.<method>.<knob>=...`` in place of the preset's."""
         cfg = self.hydra_context.config_loader.load_configuration(
             config_name=self.config.hydra.job.config_name, overrides=[f"sweep={GRID.format(method)}"],
             run_mode=RunMode.MULTIRUN)
@@ -76,8 +76,8 @@ class StudySweeper(BasicSweeper):
                                  f"study.methods={methods}")
         jobs = []
         for method in methods:
-            overrides = parser.parse_overrides([f"sweep={GRID.format(method)}", *self._grid(method, narrowed.get(method, {})),
-                                                *kept])
+            grid = self._grid(method, narrowed.get(method, {}))
+            overrides = parser.parse_overrides([f"sweep={GRID.format(method)}", *grid, *kept])
             jobs += self.split_arguments(overrides, None)[0]
         return jobs
 
