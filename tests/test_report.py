@@ -310,7 +310,7 @@ def test_command_line(tmp_path, capsys):
     assert main([str(sweep), "--reference", "nosuch", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
     err = capsys.readouterr().err
-    assert err == "error: --reference 'nosuch' is not a known reference; known: locatello2019\n"
+    assert err == "error: --reference 'nosuch' is not a known reference; known: lin2020, locatello2019\n"
 
 
 def test_report_of_real_runs(run_fast, tmp_path):

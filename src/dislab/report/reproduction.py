@@ -61,7 +61,7 @@ def compare(groups: dict, ref) -> list[Comparison]:
     for metric in ref.METRICS:
         published = [p for p in ref.VALUES if p.metric == metric]
         for model in sorted({row.model for rows in groups.values() for row in rows}):
-            mine = [p for p in published if p.model == model]
+            mine = [p for p in published if p.fits(model)]
             for b, rows in groups.items():
                 vals = [v for row in rows if row.model == model for v in row.values(metric)]
                 if vals:
@@ -126,9 +126,10 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
     """The report's HTML for the comparison, and its rows for ``reference.csv``; ``figure(name, png,
     caption)`` writes a figure and returns its HTML."""
     records = compare(groups, ref)
-    sources = list(dict.fromkeys(p.source for r in records for p in r.published))
+    sources = list(dict.fromkeys(p.cite for r in records for p in r.published))
+    setting = getattr(ref, "SETTING", f"The published setting trains {ref.STEPS:,} steps on {ref.DATASET}.")
     h = [f"<h2 id='reference'>Against published numbers: {e(ref.TITLE)}</h2>",
-         f"<p>The published setting trains {ref.STEPS:,} steps on {e(ref.DATASET)}. Coloured bars: published values, "
+         f"<p>{e(setting)} Coloured bars: published values, "
          "one colour per source (legend below the figure; full sources under the table). A “best reported” value "
          "is the best one paper reported for that method, not a mean over seeds.</p>"]
     h += [f"<p class='warn'>{e(c)}</p>" for c in caveats(groups, ref, runs)]
@@ -144,7 +145,7 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
              "<th>ours: mean ± std</th><th>n</th><th class='l'>budget</th><th class='l'>published</th></tr>")
     csv_rows, previous = [], None
     for r in records:
-        pubs = "; ".join(f"{p.value:.2f} ({e(p.kind)}) [{sources.index(p.source) + 1}]" for p in r.published)
+        pubs = "; ".join(f"{e(p.text)} [{sources.index(p.cite) + 1}]" for p in r.published)
         first = " class='first'" if r.metric != previous else ""
         previous = r.metric
         h.append(f"<tr{first}><td class='l'>{e(r.metric)} {direction(r.metric)}</td><td class='l'>{e(r.model)}</td>"
@@ -154,6 +155,8 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
         for p in r.published or [None]:
             csv_rows.append({"metric": r.metric, "model": r.model, "budget": r.budget, "ours_mean": r.mean,
                              "ours_std": r.std, "n": r.n, "published": p.value if p else "",
-                             "kind": p.kind if p else "", "source": p.source if p else ""})
+                             "kind": p.kind if p else "", "std": p.std if p else "", "row": p.row if p else "",
+                             "setting": p.setting if p else "", "definition": p.definition if p else "",
+                             "budget_published": p.budget if p else "", "source": p.source if p else ""})
     h.append("</table></div><ol class='sources'>" + "".join(f"<li>{e(s)}</li>" for s in sources) + "</ol>")
     return h, csv_rows
