@@ -38,8 +38,9 @@ FORCE:
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results
 	$(PY) train.py trainer=cpu metrics=mig
 
-test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py)
+test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py and chromium for the report)
 	scripts/install_slurm
+	scripts/install_chromium
 	$(PY) -m pytest -q
 
 lint: install ## ruff

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -99,6 +100,8 @@ def test_udr_selection_percentile_and_correlation():
     down = stats.selection("udr_lasso", "gaussian_total_correlation", "↓", crit, scores)
     assert down.percentile == 50.0  # lower is better: 0.6 is at least as good as 0.6 and 0.9
     assert "75th percentile of mig among the 4 runs" in up.sentence
+    flat = stats.selection("udr_spearman", "mig", "↑", [0.5] * 4, scores)
+    assert flat.picked is None and "the same for all 4 runs" in flat.sentence  # a constant criterion picks none
 
 
 # --- the page, on hand-made run directories ---------------------------------------------------------------------
@@ -193,3 +196,72 @@ def test_bounded_metrics_span_their_whole_range_in_every_figure(tmp_path, monkey
     dist = next(lims for title, lims in seen if title.startswith("Each model over all its runs"))
     assert all(lo < 0 < 1 < hi < 1.1 for lo, hi in dist)  # [0, 1] with a small margin, in every panel
     assert limits
+
+
+def test_lin2020_holds_table_1s_dsprites_rows_with_what_each_value_is(tmp_path):
+    from dislab.report.references import load
+
+    ref = load("lin2020")
+    lin = {(p.row, p.metric): (p.value, p.std) for p in ref.VALUES if "Lin et al. 2020" in p.source}
+    assert lin[("VAE", "factor_vae_score")] == (0.63, 0.06) and lin[("β-TCVAE", "mig")] == (0.45, None)
+    assert lin[("β-VAE", "sap")] == (0.55, None) and lin[("DIP-VAE", "sap")] == (0.53, None)
+    assert lin[("FactorVAE", "factor_vae_score")] == (0.82, None)
+    assert lin[("FactorVAE (10.0)", "beta_vae_score")] == (0.83, 0.01)
+    assert lin[("FactorVAE (40.0)", "dci_disentanglement")] == (0.74, 0.01)
+    assert len(lin) == 36  # every value of the rows of dislab's models (VAE ... InfoGAN)
+    for p in ref.VALUES:
+        assert p.kind and p.definition and p.budget and p.row and p.source
+    assert {p.kind for p in ref.VALUES} == {"best reported", "mean ± std over Lin et al.'s runs", "approximate"}
+
+    for s in range(2):  # only the vae ran: the reference names no other model
+        _run(tmp_path / "s" / f"d{s}", "vae", s, {"sap": 0.4, "mig": 0.1})
+    text = build([tmp_path / "s"], tmp_path / "out", reference="lin2020").read_text()
+    rows = _csv(tmp_path / "out" / "reference.csv")
+    assert {r["model"] for r in rows} == {"vae"} and {r["metric"] for r in rows} == {"mig", "sap"}
+    assert "0.10 (best reported) [1]" in text and "row: VAE; metric: as the paper" in text
+
+
+def _screenshot(page, png, height):
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing in CI: `make test` installs it (scripts/install_chromium)")
+        pytest.skip("chromium is not installed (scripts/install_chromium installs it)")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--window-size=1400,{height}", f"--screenshot={png}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+
+
+COLOURS = {"budget-10": (255, 0, 0), "comparisons-10": (0, 200, 0), "analyses-10": (0, 0, 255)}
+FIGURE = (255, 0, 255)
+
+
+def test_the_report_in_a_browser_shows_its_sections_and_figures(tmp_path):
+    """Headless Chromium renders the page; each section heading gets its own colour (a style added to a copy of
+    the page) and each figure an outline, and the screenshot must show every heading, in order, and figures
+    drawn at their size (a picture that did not load is a small broken-image box)."""
+    from PIL import Image
+
+    page = build([_study(tmp_path / "s")], tmp_path / "out")
+    style = "".join(f"#{k}{{background:rgb{c};color:rgb{c}}}" for k, c in COLOURS.items())
+    style += f"img.fig{{outline:6px solid rgb{FIGURE};outline-offset:4px}}"
+    shown = page.with_name("shown.html")
+    shown.write_text(page.read_text().replace("</style>", style + "</style>", 1))
+    _screenshot(shown, tmp_path / "shot.png", 9000)
+    with Image.open(tmp_path / "shot.png") as im:
+        px = np.asarray(im.convert("RGB")).astype(int)
+    tops = {}
+    for key, colour in COLOURS.items():
+        rows, cols = np.nonzero((px == colour).all(axis=2))
+        assert len(rows) > 20_000, f"the heading {key} is not on the screenshot"  # a whole-width heading bar
+        assert cols.max() - cols.min() > 1000
+        tops[key] = rows.min()
+    assert tops["budget-10"] < tops["comparisons-10"] < tops["analyses-10"]
+    rows, _ = np.nonzero((px == FIGURE).all(axis=2))
+    assert len(rows) and rows.max() - rows.min() > 600  # outlined figures, drawn at their size, below the analyses
+    assert rows.min() > tops["analyses-10"]
+    blank = px[tops["budget-10"]:tops["comparisons-10"]]
+    assert (blank < 100).all(axis=2).sum() > 2000  # the table under the first heading is drawn (dark text)

@@ -195,6 +195,8 @@ class Selection:
     @property
     def sentence(self) -> str:
         if self.picked is None:
+            if self.n:
+                return f"{self.criterion} is the same for all {self.n} runs that have {self.metric}: it selects none."
             return f"No run has both {self.criterion} and {self.metric}: nothing to select."
         rho = "undefined (a constant side or fewer than 3 runs)" if math.isnan(self.rho) else f"{self.rho:+.2f}"
         return (f"The run {self.criterion} ranks first scores at the {self.percentile:.0f}th percentile of "
@@ -210,6 +212,8 @@ def selection(criterion: str, metric: str, direction: str, crit: list, scores: l
     rho, n = spearman(crit, scores)
     if not pairs:
         return Selection(criterion, metric, rho, 0, None, float("nan"))
+    if len({c for _, c, _ in pairs}) == 1:  # a constant criterion ranks no run first
+        return Selection(criterion, metric, rho, len(pairs), None, float("nan"))
     picked, _, value = max(pairs, key=lambda p: p[1])
     values = np.array([s for _, _, s in pairs])
     share = np.mean(values >= value) if direction == "↓" else np.mean(values <= value)
