@@ -265,3 +265,32 @@ def test_the_report_in_a_browser_shows_its_sections_and_figures(tmp_path):
     assert rows.min() > tops["analyses-10"]
     blank = px[tops["budget-10"]:tops["comparisons-10"]]
     assert (blank < 100).all(axis=2).sum() > 2000  # the table under the first heading is drawn (dark text)
+
+
+def test_the_sweeps_summary_run_holds_the_reports_tables(tmp_path):
+    from dislab.sweep.summary import log_to_wandb, summarize
+    from dislab.trackers.wandb import read_run
+
+    sweep = _study(tmp_path / "s")
+    summary = summarize(sweep)
+    build([sweep], sweep / "report")
+    where = log_to_wandb(summary, sweep, project="dislab-test")
+    rec = read_run(next(where.glob("run-*.wandb")))
+    assert rec.complete
+    for name in ("comparisons", "ranks", "variance", "spearman"):
+        assert rec.summary[f"report/{name}/_type"] == "table-file", name
+    table = json.loads((where / "files" / rec.summary["report/comparisons/path"]).read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    tc = next(r for r in rows if r["metric"] == "mig" and r["compared"] == "beta_tcvae")
+    assert tc["winner"] == "beta_tcvae" and tc["seeds"] == 5 and tc["difference"] == pytest.approx(0.104)
+
+
+def test_each_runs_tracker_summary_holds_its_untrained_scores(run_fast):
+    from dislab.trackers.wandb import read_run
+
+    metrics, run_dir = run_fast("model=beta_vae", "logger=wandb")
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(next((run_dir / "wandb").glob("offline-run-*/run-*.wandb")))
+    assert saved["untrained"] and rec.summary["metrics/mig"] == metrics["mig"]
+    assert {k: v for k, v in rec.summary.items() if k.startswith("untrained/")} == \
+        {f"untrained/{k}": v for k, v in saved["untrained"].items()}
