@@ -294,3 +294,26 @@ def test_each_runs_tracker_summary_holds_its_untrained_scores(run_fast):
     assert saved["untrained"] and rec.summary["metrics/mig"] == metrics["mig"]
     assert {k: v for k, v in rec.summary.items() if k.startswith("untrained/")} == \
         {f"untrained/{k}": v for k, v in saved["untrained"].items()}
+
+
+def test_an_unbounded_metric_has_one_axis_in_every_figure_of_a_budget(tmp_path, monkeypatch):
+    from dislab.report import plots
+
+    root = tmp_path / "s"
+    for job, (model, beta, tc) in enumerate([("vae", None, 5.0), ("vae", None, 6.0), ("beta_vae", 1, 1.0),
+                                             ("beta_vae", 1, 1.5), ("beta_vae", 4, 0.2), ("beta_vae", 4, 0.4)]):
+        knobs = {} if beta is None else {"beta": beta}
+        _run(root / str(job), model, job % 2, {"gaussian_total_correlation": tc}, **knobs)
+    seen = []
+    real = plots._png
+
+    def spy(fig, bottom=0.0, title=None):
+        seen.extend((title, ax.get_title(), ax.get_ylim()) for ax in fig.axes if ax.get_visible() and ax.get_title())
+        return real(fig, bottom, title)
+
+    monkeypatch.setattr(plots, "_png", spy)
+    build([root], tmp_path / "out")
+    lims = {lim for _, name, lim in seen if name.startswith("gaussian_total_correlation")}
+    assert len(seen) >= 2 and len(lims) == 1  # the pooled figure and beta_vae against beta: one range, 0.2 to 6
+    (lo, hi), = lims
+    assert lo < 0.2 and 6.0 < hi < 6.5

@@ -1,4 +1,5 @@
-"""``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME]``: explain a study in one HTML page.
+"""``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME] [--baseline MODEL[:knob=value,...]]``:
+explain a study in one HTML page.
 
 DIRs are run or sweep directories, in any mix. The page opens with what the runs share (data set and
 where its data came from: procedural, or the file with its size and sha256, with a warning where a
@@ -6,13 +7,17 @@ procedural rendering stands in for a published file; network, knobs), the budget
 (sample sizes) and which direction is better for each metric. Then, for each training budget separately
 (runs of different lengths are never pooled): a table of every metric as mean ± std over seeds per model x
 setting of the knobs that differ (``dislab.report.study``), with the untrained network's score beside it
-(and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); per metric each
+(and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); the comparisons
+against the baseline and the analyses (``dislab.report.analyses``: paired differences with a bootstrap
+interval and a Wilcoxon test, ranks, variance shares, Spearman matrix, UDR selection); per metric each
 model's scores (points; a violin only from 5 points on); per model the metrics against its first
-differing knob; training curves from each run's ``history.csv`` (mean over seeds, band from lowest
-to highest); and each run's pictures. Runs that did not finish are listed with their error.
-``--reference NAME`` (``dislab/report/references/NAME.py``, e.g. ``locatello2019``) adds our distributions
-beside published numbers, each with its source. Writes ``report.html``, ``table.csv`` (and with a
-reference ``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
+differing knob; the training curves of all models overlaid (``history.csv``: mean over each model's runs,
+band from lowest to highest); one axis per metric ([0, 1] where bounded) in every figure; and each run's
+pictures. Runs that did not finish are listed with their error; every run with its tracker runs.
+``--reference NAME`` (``dislab/report/references/NAME.py``, e.g. ``lin2020``) adds our distributions
+beside published numbers, each with its source. Writes ``report.html``, ``table.csv``, the analyses'
+CSVs (``comparisons``, ``ranks``, ``variance``, ``spearman``, ``selection``; with a reference
+``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
 """
 
 from __future__ import annotations
@@ -190,6 +195,16 @@ def _n(values) -> str:
     return f"n={len(values)}"
 
 
+def _limits(rows: list[Row], key: str) -> tuple[float, float] | None:
+    """The y-range of ``key`` in every figure of a budget: [0, 1] for a bounded score, else the range of all its
+    values (trained and untrained) at that budget, so that one metric has one axis across panels."""
+    bounded = study.bounds(key)
+    if bounded:
+        return bounded
+    vals = [v for row in rows for u in (False, True) for v in row.values(key, u)]
+    return (min(vals), max(vals)) if vals and max(vals) > min(vals) else None
+
+
 def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories: dict,
                    udr_notes: dict | None = None, baseline: str = "") -> tuple[list[str], list, dict]:
     tag = "all" if b is None else str(b)
@@ -220,19 +235,20 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
     models = list(dict.fromkeys(row.model for row in rows))
     by_model = {m: [row for row in rows if row.model == m] for m in models}
     goals = [k for k in metrics if direction(k) != "·"]  # diagnostics stay in the tables
-    pooled = []
+    pooled, limits = [], {k: _limits(rows, k) for k in goals}  # one axis per metric in every figure
     for k in goals:
         per = [[v for row in by_model[m] for v in row.values(k)] for m in models]
         pooled.append(plots.Panel(f"{k} {direction(k)}", [f"{m}\n{_n(v)}" for m, v in zip(models, per, strict=True)],
                                   {"": per}, [[v for row in by_model[m] for v in row.values(k, True)] for m in models],
-                                  ylim=study.bounds(k)))
+                                  ylim=limits[k]))
     if pooled:
         caption = (f"Each model over all its runs at {budget_label(b)} (every setting and seed): one point per run "
                    f"(n under each name), a violin where there are 5 or more; grey crosses: the untrained network; "
-                   f"scores between 0 and 1 on that whole axis")
+                   f"scores between 0 and 1 on that whole axis, any other metric on one axis in every figure of "
+                   f"this budget")
         h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled, title=caption), caption))
     for m in models:
-        h += _model_figures(m, by_model[m], goals, out, b)
+        h += _model_figures(m, by_model[m], goals, out, b, limits)
     h += _curves(rows, out, b, histories)
     h.append("<h3>Pictures</h3><p class='u'>traversals of each run (click for full size); links to its other "
              "pictures.</p>")
@@ -251,7 +267,7 @@ def _figure(out: Path, name: str, png: bytes, caption: str) -> str:
     return f"<h3>{e(caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
 
 
-def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget) -> list[str]:
+def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, limits: dict) -> list[str]:
     h, tag = [], "all" if budget is None else str(budget)
     finished = [row for row in rows if row.done]
     within = study.differing([r for row in finished for r in row.done])
@@ -272,9 +288,9 @@ def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget) -> l
         seeds = sorted({len(row.done) for row in finished})
         caption = (f"{model} at {budget_label(budget)} against {x_key}: one point per seed "
                    f"({'-'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} per setting), the line through "
-                   f"the means")
+                   f"the means; one axis per metric, as in every figure of this budget")
         png = plots.versus([f"{k} {direction(k)}" for k in metrics], [fmt_value(x) for x in xs], x_key, panels,
-                           [study.bounds(k) for k in metrics], title=caption)
+                           [limits[k] for k in metrics], title=caption)
         h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png, caption))
     return h
 
