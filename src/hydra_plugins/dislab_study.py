@@ -27,7 +27,7 @@ log = logging.getLogger("dislab")
 GRID = "{}_grid"  # a method's study preset in the `sweep` group
 
 
-def study_presets(config_loader, config_name: str) -> list[str]:
+def study_presets(config_loader) -> list[str]:
     """The methods that have a study preset (``sweep/<method>_grid``)."""
     names = config_loader.get_group_options("sweep")
     return sorted(n.removesuffix("_grid") for n in names if n.endswith("_grid"))
@@ -37,11 +37,12 @@ class StudySweeper(BasicSweeper):
     def _methods(self) -> list[str]:
         methods = OmegaConf.select(self.config, "study.methods")
         methods = [methods] if isinstance(methods, str) else list(methods or [])
-        known = study_presets(self.hydra_context.config_loader, self.config.hydra.job.config_name)
+        known = study_presets(self.hydra_context.config_loader)
         bad = [m for m in methods if m not in known]
         if bad or not methods:
-            raise HydraException(f"study.methods={bad or methods} has no study preset (conf/sweep/<method>_grid.yaml);"
-                                 f" methods with one: {', '.join(known)}")
+            what = f"study.methods={bad} has no study preset (conf/sweep/<method>_grid.yaml)" if bad else \
+                "study.methods is empty"
+            raise HydraException(f"{what}; methods with one: {', '.join(known)}")
         if len(set(methods)) < len(methods):
             raise HydraException(f"study.methods lists a method twice: {methods}")
         return methods
