@@ -48,12 +48,14 @@ def test_a_winner_only_where_the_interval_excludes_zero_with_five_seeds(directio
     assert c.winner == winner
     if winner:
         assert f"{winner} is better" in c.sentence and "too few" not in c.sentence
+        assert c.verdict == f"{winner} is better: the interval excludes 0."
     else:
         assert "is better" not in c.sentence and "no better side" in c.sentence
 
     four = stats.compare("mig", "beta_tcvae", "vae", direction, base, {s: better[s] for s in range(4)})
     assert four.n == 4 and four.low > 0 and four.winner is None  # the interval excludes 0, but 4 seeds
     assert "4 paired seeds are too few to decide (at least 5 are needed)" in four.sentence
+    assert four.verdict == "4 seeds: too few to decide (at least 5 are needed)."
 
     mixed = stats.compare("mig", "beta_tcvae", "vae", direction, base,
                           {s: v + (0.05 if s % 2 else -0.05) for s, v in base.items()})

@@ -111,7 +111,9 @@ def section(b, rows: list[Row], metrics: list[str], spec: str) -> tuple[list[str
                  f"seed: the mean of the per-seed differences, its {stats.LEVEL:.0%} bootstrap interval "
                  f"({stats.RESAMPLES:,} resamples of the seeds, generator seed {stats.RNG_SEED}) and the "
                  f"p-value of a {e(stats.TEST)}. A winner is named only where the interval excludes 0 and at "
-                 f"least {stats.MIN_SEEDS} seeds are paired.</p>")
+                 f"least {stats.MIN_SEEDS} seeds are paired. With few seeds read it beside p: at 5 seeds the smallest "
+                 f"p the test can give is 0.0625 (every seed on one side), and a bootstrap interval over 5 seeds is "
+                 f"narrower than it should be.</p>")
         h.append("<div class='scroll'><table class='comparisons'><tr><th class='l'>metric</th><th class='l'>"
                  "compared</th><th>seeds</th><th>difference</th><th>interval</th><th>p</th>"
                  "<th class='l'>what it shows</th></tr>")
@@ -123,7 +125,7 @@ def section(b, rows: list[Row], metrics: list[str], spec: str) -> tuple[list[str
             h.append(f"<tr{first}><td class='l'>{e(c.metric)} <span class='dir'>{c.direction}</span></td>"
                      f"<td class='l'>{e(c.label)}</td><td>{c.n}</td><td>{_fmt(c.diff, 3)}</td>"
                      f"<td>[{_fmt(c.low)}, {_fmt(c.high)}]</td><td>{_fmt(c.p, 3)}</td>"
-                     f"<td class='l s {cls}'>{e(c.sentence)}</td></tr>")
+                     f"<td class='l s {cls}' title='{e(c.sentence)}'>{e(c.verdict)}</td></tr>")
             tables["comparisons"].append({"budget": b, "metric": c.metric, "compared": c.label,
                                           "baseline": c.baseline, "seeds": c.n, "difference": c.diff,
                                           "low": c.low, "high": c.high, "p": c.p, "winner": c.winner or "",

@@ -246,7 +246,8 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
                    f"(n under each name), a violin where there are 5 or more; grey crosses: the untrained network; "
                    f"scores between 0 and 1 on that whole axis, any other metric on one axis in every figure of "
                    f"this budget")
-        h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled, title=caption), caption))
+        h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled, title=caption), caption,
+                         "Scores per model"))
     for m in models:
         h += _model_figures(m, by_model[m], goals, out, b, limits)
     h += _curves(rows, out, b, histories)
@@ -260,11 +261,13 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
     return h, csv_rows, tables
 
 
-def _figure(out: Path, name: str, png: bytes, caption: str) -> str:
+def _figure(out: Path, name: str, png: bytes, caption: str, heading: str | None = None) -> str:
+    """Write the figure; its HTML: a heading (``heading``, else the caption, which the figure also carries as its
+    title) and the image."""
     from dislab import atomic
 
     atomic.write_bytes(out / name, png)
-    return f"<h3>{e(caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
+    return f"<h3>{e(heading or caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
 
 
 def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, limits: dict) -> list[str]:
@@ -291,7 +294,7 @@ def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, limi
                    f"the means; one axis per metric, as in every figure of this budget")
         png = plots.versus([f"{k} {direction(k)}" for k in metrics], [fmt_value(x) for x in xs], x_key, panels,
                            [limits[k] for k in metrics], title=caption)
-        h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png, caption))
+        h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png, caption, f"{model} against {x_key}"))
     return h
 
 
@@ -310,7 +313,8 @@ def _curves(rows: list[Row], out: Path, budget, histories: dict) -> list[str]:
                f"the mean over each model's runs (every setting and seed; n in the legend), the band from the lowest "
                f"to the highest run")
     tag = "all" if budget is None else str(budget)
-    return [_figure(out, f"curves_{tag}.png", plots.curves(keys, panels, budget, title=caption), caption)]
+    return [_figure(out, f"curves_{tag}.png", plots.curves(keys, panels, budget, title=caption), caption,
+                    "Training curves of every model")]
 
 
 def _thumb(r, out: Path) -> str:

@@ -95,6 +95,20 @@ class Comparison:
                + (f", p={self.p:.3g})" if not math.isnan(self.p) else ")")
 
     @property
+    def verdict(self) -> str:
+        """What the comparison shows, without its numbers (the page's tables show those beside it)."""
+        if self.n == 0:
+            return "No seed in common: no paired comparison."
+        if self.n < MIN_SEEDS:
+            return f"{self.n} seed{'s' if self.n > 1 else ''}: too few to decide (at least {MIN_SEEDS} are needed)."
+        if not self.decided:
+            return "The interval includes 0: no difference is shown."
+        side = "higher" if self.diff > 0 else "lower"
+        if self.winner is None:
+            return f"{self.label} scores {side} (this metric has no better side)."
+        return f"{self.winner} is better: the interval excludes 0."
+
+    @property
     def sentence(self) -> str:
         what = f"{self.label} − {self.baseline} on {self.metric}"
         if self.n == 0:
