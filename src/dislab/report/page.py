@@ -423,7 +423,7 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", help="what every method or setting is compared with: a model (its smallest "
                                        "setting) or model:knob=value,... (default: vae if it ran, else beta_vae)")
     ap.add_argument("--reference", help="lay published numbers beside ours: a module of dislab/report/references "
-                                        "(e.g. locatello2019)")
+                                        "(e.g. lin2020)")
     args = ap.parse_args(argv)
     try:
         if args.reference:
