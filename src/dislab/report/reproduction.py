@@ -138,8 +138,8 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
         p.title = f"{p.title} {direction(p.title)}"
     if panels_:
         caption = (f"Our scores per model (one point per run, n under each name) beside the values published on "
-                   f"{ref.DATASET} ({ref.STEPS:,} steps), one colour per source; scores between 0 and 1 on that "
-                   f"whole axis")
+                   f"{ref.DATASET} (each with its budget: sources under the table), one colour per source; scores "
+                   f"between 0 and 1 on that whole axis")
         h.append(figure("reference.png", distributions(panels_, ncols=3, title=caption), caption))
     h.append("<div class='scroll'><table id='reference-table'><tr><th class='l'>metric</th><th class='l'>model</th>"
              "<th>ours: mean ± std</th><th>n</th><th class='l'>budget</th><th class='l'>published</th></tr>")
