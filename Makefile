@@ -38,8 +38,9 @@ FORCE:
 run: install ## train the default model (beta-TCVAE on dSprites) on CPU and write its results
 	$(PY) train.py trainer=cpu metrics=mig
 
-test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py)
+test: install ## run the test suite (offline, CPU; as root it installs SLURM for tests/test_slurm.py and chromium for the report)
 	scripts/install_slurm
+	scripts/install_chromium
 	$(PY) -m pytest -q
 
 lint: install ## ruff
@@ -51,8 +52,8 @@ bench: install ## measure speed as ratios (training vs bare loop, data, encoding
 lock: test ## after the suite passed: pin the installed versions in constraints.txt (make install uses them)
 	$(PY) scripts/lock.py > $(CONSTRAINTS).new && mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
-report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=locatello2019] (default: newest sweep)
-	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF))
+report: install ## HTML report of sweeps/runs: make report [DIRS="outputs/multirun/a outputs/runs/b"] [REF=lin2020] [BASELINE=vae] (default: newest sweep)
+	$(PY) -m dislab.report $(or $(DIRS),$(shell ls -td outputs/multirun/*/ 2>/dev/null | head -1)) $(if $(REF),--reference $(REF)) $(if $(BASELINE),--baseline $(BASELINE))
 
 wheels: install ## fill .whl/ with the wheels a GPU machine without PyPI lacks, for scripts/device_check.py (docs/development.md)
 	PY=$(PY) scripts/prepare_device.sh

@@ -180,7 +180,7 @@ def _rule(cfg: dict, key: str):
         return V.METRICS.get(V.target_name(cfg[head][parts[1]]), {}).get(".".join(parts[2:]))
     if head == "logger":
         return V.LOGGERS.get(parts[1], {}).get(".".join(parts[2:]))
-    return {"trainer": V.TRAINER, "optimizer": V.OPTIMIZER}.get(head, {}).get(rest)
+    return {"trainer": V.TRAINER, "optimizer": V.OPTIMIZER, "study": V.STUDY}.get(head, {}).get(rest)
 
 
 def test_the_enumeration_reaches_every_kind_of_knob():

@@ -171,7 +171,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
     from dislab.data.datamodule import GroundTruthDataModule
     from dislab.load import build_model
     from dislab.lock import is_other_rank
-    from dislab.trackers.log import log_pictures, log_scalars
+    from dislab.trackers.log import log_final, log_pictures, log_scalars
     from dislab.trackers.loggers import make_loggers, tracker_views
     from dislab.trackers.wandb import finish as finish_wandb
     from dislab.validate import validate_data
@@ -257,7 +257,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             "data": data.source(),
         })
         try:  # results are on disk: a logger failing now loses nothing
-            log_scalars(loggers, scalars, trainer.global_step)
+            log_final(loggers, scalars, untrained, trainer.global_step)
             log_pictures(loggers, pics, trainer.global_step)
             for lg in loggers:
                 lg.finalize("success")

@@ -280,6 +280,8 @@ METRICS = {
                      prune_threshold=Rule(lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)",
                                           bad=(-0.1, 1, "x", float("nan")))),
 }
+STUDY = {"methods": NAMES, "baseline": optional(NAME), "reference": optional(NAME),  # conf/sweep/unsupervised_study
+         "report": BOOL}
 TRAINER = {  # the keys conf/trainer/*.yaml set
     "accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps", "tpu"), "devices": DEVICES,
     "enable_checkpointing": BOOL,
@@ -355,7 +357,7 @@ def validate(cfg, files: bool = True) -> None:
             _check_target(c["model"], "model", f"model={model}", rules, files)
         for key, table in (("net", NETS), ("dataset", DATASETS)):
             _check_target(_from_data_dir(c.get(key)) if key == "dataset" else c.get(key), key, "", table, files)
-        for key, rules in (("trainer", TRAINER), ("optimizer", OPTIMIZER), *(
+        for key, rules in (("trainer", TRAINER), ("optimizer", OPTIMIZER), ("study", STUDY), *(
                 (f"logger.{name}", r) for name, r in LOGGERS.items())):
             held, node = _get(c, key)
             if held and isinstance(node, dict):

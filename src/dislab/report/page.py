@@ -1,4 +1,5 @@
-"""``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME]``: explain a study in one HTML page.
+"""``python -m dislab.report DIR [DIR ...] [--out OUT] [--reference NAME] [--baseline MODEL[:knob=value,...]]``:
+explain a study in one HTML page.
 
 DIRs are run or sweep directories, in any mix. The page opens with what the runs share (data set and
 where its data came from: procedural, or the file with its size and sha256, with a warning where a
@@ -6,13 +7,17 @@ procedural rendering stands in for a published file; network, knobs), the budget
 (sample sizes) and which direction is better for each metric. Then, for each training budget separately
 (runs of different lengths are never pooled): a table of every metric as mean ± std over seeds per model x
 setting of the knobs that differ (``dislab.report.study``), with the untrained network's score beside it
-(and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); per metric each
+(and UDR over fewer seeds per cell than ``dislab.metrics.udr.MIN_SEEDS`` marked as such); the comparisons
+against the baseline and the analyses (``dislab.report.analyses``: paired differences with a bootstrap
+interval and a Wilcoxon test, ranks, variance shares, Spearman matrix, UDR selection); per metric each
 model's scores (points; a violin only from 5 points on); per model the metrics against its first
-differing knob; training curves from each run's ``history.csv`` (mean over seeds, band from lowest
-to highest); and each run's pictures. Runs that did not finish are listed with their error.
-``--reference NAME`` (``dislab/report/references/NAME.py``, e.g. ``locatello2019``) adds our distributions
-beside published numbers, each with its source. Writes ``report.html``, ``table.csv`` (and with a
-reference ``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
+differing knob; the training curves of all models overlaid (``history.csv``: mean over each model's runs,
+band from lowest to highest); one axis per metric ([0, 1] where bounded) in every figure; and each run's
+pictures. Runs that did not finish are listed with their error; every run with its tracker runs.
+``--reference NAME`` (``dislab/report/references/NAME.py``, e.g. ``lin2020``) adds our distributions
+beside published numbers, each with its source. Writes ``report.html``, ``table.csv``, the analyses'
+CSVs (``comparisons``, ``ranks``, ``variance``, ``spearman``, ``selection``; with a reference
+``reference.csv``) and PNGs into OUT (default: DIR/report for one DIR, else ./report).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from dislab.report import plots, study
+from dislab.report import analyses, plots, study
 from dislab.report.study import Row, budget_label, direction, fmt_stats, fmt_value, stats
 from dislab.rundir import METRICS
 from dislab.sweep.runs import finite, order_metrics
@@ -117,7 +122,8 @@ CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:13px;margin:8px 0 20px;white-space:nowrap}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}th{background:#f3f3f3}
 td.l,th.l{text-align:left}tr.first td{border-top:2px solid #888}.u{color:#888;font-size:11px}
-.dir{color:#06c}img.fig{max-width:100%;border:1px solid #ddd;margin:6px 0}.bad{color:#b00}code{font-size:12px}
+.dir{color:#06c}.win{color:#060;font-weight:600}td.s{white-space:normal;min-width:420px}
+img.fig{max-width:100%;border:1px solid #ddd;margin:6px 0}.bad{color:#b00}code{font-size:12px}
 .warn{background:#fff4e0;border-left:4px solid #e90;padding:6px 10px;margin:8px 0}
 figure.run{display:inline-block;width:120px;margin:4px 8px 8px 0;font-size:11px;text-align:center;vertical-align:top}
 figure.run img{width:120px;border:1px solid #ddd;display:block}h2{margin-top:34px;border-bottom:1px solid #ccc}
@@ -185,8 +191,22 @@ def header(runs, groups, keys, paths) -> list[str]:
     return h
 
 
+def _n(values) -> str:
+    return f"n={len(values)}"
+
+
+def _limits(rows: list[Row], key: str) -> tuple[float, float] | None:
+    """The y-range of ``key`` in every figure of a budget: [0, 1] for a bounded score, else the range of all its
+    values (trained and untrained) at that budget, so that one metric has one axis across panels."""
+    bounded = study.bounds(key)
+    if bounded:
+        return bounded
+    vals = [v for row in rows for u in (False, True) for v in row.values(key, u)]
+    return (min(vals), max(vals)) if vals and max(vals) > min(vals) else None
+
+
 def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories: dict,
-                   udr_notes: dict | None = None) -> tuple[list[str], list]:
+                   udr_notes: dict | None = None, baseline: str = "") -> tuple[list[str], list, dict]:
     tag = "all" if b is None else str(b)
     h = [f"<h2 id='budget-{tag}'>{e(budget_label(b))}</h2>",
          "<h3>Mean ± std over seeds</h3><div class='scroll'><table class='summary'><tr><th class='l'>model</th>"
@@ -207,21 +227,30 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
                         f"{k}_untrained_mean": stats(row.values(k, untrained=True))[0]})
         csv_rows.append(rec)
     h.append("</table></div>")
+    parts, tables = analyses.section(b, rows, metrics, baseline)
+    h += parts
     if not any(row.done for row in rows) or not metrics:
-        return h, csv_rows
+        return h, csv_rows, tables
 
     models = list(dict.fromkeys(row.model for row in rows))
     by_model = {m: [row for row in rows if row.model == m] for m in models}
     goals = [k for k in metrics if direction(k) != "·"]  # diagnostics stay in the tables
-    pooled = [plots.Panel(f"{k} {direction(k)}", models,
-                          {"": [[v for row in by_model[m] for v in row.values(k)] for m in models]},
-                          [[v for row in by_model[m] for v in row.values(k, True)] for m in models]) for k in goals]
+    pooled, limits = [], {k: _limits(rows, k) for k in goals}  # one axis per metric in every figure
+    for k in goals:
+        per = [[v for row in by_model[m] for v in row.values(k)] for m in models]
+        pooled.append(plots.Panel(f"{k} {direction(k)}", [f"{m}\n{_n(v)}" for m, v in zip(models, per, strict=True)],
+                                  {"": per}, [[v for row in by_model[m] for v in row.values(k, True)] for m in models],
+                                  ylim=limits[k]))
     if pooled:
-        h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled),
-                         "Each model over all its runs at this budget (every setting and seed): one point per run, "
-                         "a violin where there are 5 or more; grey crosses: the untrained network"))
+        caption = (f"Each model over all its runs at {budget_label(b)} (every setting and seed): one point per run "
+                   f"(n under each name), a violin where there are 5 or more; grey crosses: the untrained network; "
+                   f"scores between 0 and 1 on that whole axis, any other metric on one axis in every figure of "
+                   f"this budget")
+        h.append(_figure(out, f"distributions_{tag}.png", plots.distributions(pooled, title=caption), caption,
+                         "Scores per model"))
     for m in models:
-        h += _model_figures(m, by_model[m], goals, out, b, histories)
+        h += _model_figures(m, by_model[m], goals, out, b, limits)
+    h += _curves(rows, out, b, histories)
     h.append("<h3>Pictures</h3><p class='u'>traversals of each run (click for full size); links to its other "
              "pictures.</p>")
     for row in rows:
@@ -229,17 +258,19 @@ def budget_section(b, rows: list[Row], metrics: list[str], out: Path, histories:
         for r in row.runs:
             h.append(_thumb(r, out))
         h.append("</div>")
-    return h, csv_rows
+    return h, csv_rows, tables
 
 
-def _figure(out: Path, name: str, png: bytes, caption: str) -> str:
+def _figure(out: Path, name: str, png: bytes, caption: str, heading: str | None = None) -> str:
+    """Write the figure; its HTML: a heading (``heading``, else the caption, which the figure also carries as its
+    title) and the image."""
     from dislab import atomic
 
     atomic.write_bytes(out / name, png)
-    return f"<h3>{e(caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
+    return f"<h3>{e(heading or caption)}</h3><img class='fig' src='{e(name)}' alt='{e(caption)}'>"
 
 
-def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, histories: dict) -> list[str]:
+def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, limits: dict) -> list[str]:
     h, tag = [], "all" if budget is None else str(budget)
     finished = [row for row in rows if row.done]
     within = study.differing([r for row in finished for r in row.done])
@@ -257,17 +288,33 @@ def _model_figures(model: str, rows: list[Row], metrics, out: Path, budget, hist
             for row in finished:
                 panel[rest(row)].by_x.setdefault(xs.index(row.settings.get(x_key)), []).extend(row.values(k))
             panels.append(list(panel.values()))
-        png = plots.versus([f"{k} {direction(k)}" for k in metrics], [fmt_value(x) for x in xs], x_key, panels)
-        h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png,
-                         f"{model} against {x_key}: one point per seed, the line through the means"))
-    hist = {row.label: [histories[r.dir] for r in row.done if histories.get(r.dir)] for row in rows}
-    keys = study.curve_keys([x for hs in hist.values() for x in hs])
-    if keys:
-        panels = [[plots.Curve(label, *study.mean_curve(hs, k), n=len(hs)) for label, hs in hist.items()
-                   if hs and any(k in x for x in hs)] for k in keys]
-        h.append(_figure(out, f"curves_{_safe(model)}_{tag}.png", plots.curves(keys, panels, budget),
-                         f"{model}: training curves (history.csv), mean over seeds, band from lowest to highest seed"))
+        seeds = sorted({len(row.done) for row in finished})
+        caption = (f"{model} at {budget_label(budget)} against {x_key}: one point per seed "
+                   f"({'-'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} per setting), the line through "
+                   f"the means; one axis per metric, as in every figure of this budget")
+        png = plots.versus([f"{k} {direction(k)}" for k in metrics], [fmt_value(x) for x in xs], x_key, panels,
+                           [limits[k] for k in metrics], title=caption)
+        h.append(_figure(out, f"model_{_safe(model)}_{tag}.png", png, caption, f"{model} against {x_key}"))
     return h
+
+
+def _curves(rows: list[Row], out: Path, budget, histories: dict) -> list[str]:
+    """Every model's training curves overlaid, one panel per logged quantity: the mean over the model's runs
+    (every setting and seed) at each step, the band from the lowest to the highest run."""
+    hist: dict[str, list] = {}
+    for row in rows:
+        hist.setdefault(row.model, []).extend(histories[r.dir] for r in row.done if histories.get(r.dir))
+    keys = study.curve_keys([x for hs in hist.values() for x in hs])
+    if not keys:
+        return []
+    panels = [[plots.Curve(m, *study.mean_curve([x for x in hs if k in x], k), n=sum(k in x for x in hs))
+               for m, hs in hist.items() if any(k in x for x in hs)] for k in keys]
+    caption = (f"Training curves of every model at {budget_label(budget)} (history.csv), overlaid per quantity: "
+               f"the mean over each model's runs (every setting and seed; n in the legend), the band from the lowest "
+               f"to the highest run")
+    tag = "all" if budget is None else str(budget)
+    return [_figure(out, f"curves_{tag}.png", plots.curves(keys, panels, budget, title=caption), caption,
+                    "Training curves of every model")]
 
 
 def _thumb(r, out: Path) -> str:
@@ -283,7 +330,23 @@ def _thumb(r, out: Path) -> str:
     return f"<figure class='run'>{img}<figcaption>{seed}<br>{links}</figcaption></figure>"
 
 
-def build(paths, out=None, reference: str | None = None) -> Path:
+def _tracker(r, out: Path) -> str:
+    """Links to the run's tracker runs: W&B (its id and local folder), MLflow (its id), TensorBoard (its folder)."""
+    from dislab.trackers.wandb import run_id, segments
+
+    links = []
+    wid = run_id(r.dir)
+    if wid:
+        links.append(f"<a href='{_href(segments(r.dir)[-1].parent, out)}'>W&amp;B {e(wid)}</a>")
+    mlflow = r.dir / "mlflow_run_id"
+    if mlflow.exists():
+        links.append(f"MLflow {e(mlflow.read_text().strip())}")
+    if (r.dir / "tensorboard").is_dir():
+        links.append(f"<a href='{_href(r.dir / 'tensorboard', out)}'>TensorBoard</a>")
+    return " ".join(links) or "<span class='u'>none</span>"
+
+
+def build(paths, out=None, reference: str | None = None, baseline: str | None = None) -> Path:
     from dislab import atomic
 
     ref = None
@@ -298,6 +361,8 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         raise SystemExit(f"error: no run directories (with .hydra/config.yaml) under {', '.join(map(str, paths))}")
     udr_notes = attach_udr(runs)
     groups, keys = study.group(runs)
+    baseline = baseline or analyses.default_baseline(groups)
+    analyses.check_baseline(groups, baseline)  # a ValueError before anything is written
     done = [r for r in runs if r.status == "done"]
     metrics = sorted(order_metrics({k for r in done for k in r.metrics}), key=lambda k: direction(k) == "·")
     out.mkdir(parents=True, exist_ok=True)
@@ -314,11 +379,16 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         parts, ref_rows = section(ref, groups, runs, lambda name, png, caption: _figure(out, name, png, caption))
         h += parts
         _write_csv(out / "reference.csv", ref_rows)
-    csv_rows = []
+    csv_rows, tables = [], {t: [] for t in analyses.TABLES}
     for b, rows in groups.items():
-        parts, rows_csv = budget_section(b, rows, metrics, out, histories, udr_notes)
+        parts, rows_csv, found = budget_section(b, rows, metrics, out, histories, udr_notes, baseline)
         h += parts
         csv_rows += rows_csv
+        for t, table in found.items():
+            tables[t] += table
+    for t, table in tables.items():
+        if table:
+            _write_csv(out / f"{t}.csv", table)
     failed = [r for r in runs if r.status != "done"]
     if failed:
         h.append("<h2>Runs that did not finish</h2><table><tr><th class='l'>run</th><th class='l'>model</th>"
@@ -329,12 +399,14 @@ def build(paths, out=None, reference: str | None = None) -> Path:
         h.append("</table>")
     h.append("<details><summary>Every run</summary><div class='scroll'><table><tr><th class='l'>run</th>"
              "<th class='l'>model</th><th class='l'>overrides</th><th>seed</th><th class='l'>budget</th>"
-             "<th class='l'>status</th>" + "".join(_head(k) for k in metrics) + "</tr>")
+             "<th class='l'>status</th><th class='l'>tracker run</th>" + "".join(_head(k) for k in metrics) + "</tr>")
     for r in runs:
-        h.append(f"<tr><td class='l'><a href='{_href(r.dir, out)}'><code>{e(str(r.dir))}</code></a></td>"
+        h.append(f"<tr id='{analyses.anchor(r.dir)}'><td class='l'><a href='{_href(r.dir, out)}'><code>"
+                 f"{e(str(r.dir))}</code></a></td>"
                  f"<td class='l'>{e(r.model)}</td><td class='l'>{e(' '.join(r.overrides))}</td>"
                  f"<td>{e(str(r.seed))}</td>"
                  f"<td class='l'>{e(budget_label(study.budget(r)))}</td><td class='l'>{e(r.status)}</td>"
+                 f"<td class='l'>{_tracker(r, out)}</td>"
                  + "".join(f"<td>{fmt_stats(*stats(finite([r.metrics.get(k)])))}</td>" for k in metrics) + "</tr>")
     h.append("</table></div></details></body></html>")
     _write_csv(out / "table.csv", csv_rows)
@@ -348,8 +420,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dislab.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="+", help="run or sweep directories")
     ap.add_argument("--out", help="output directory (default: DIR/report for one DIR, else ./report)")
+    ap.add_argument("--baseline", help="what every method or setting is compared with: a model (its smallest "
+                                       "setting) or model:knob=value,... (default: vae if it ran, else beta_vae)")
     ap.add_argument("--reference", help="lay published numbers beside ours: a module of dislab/report/references "
-                                        "(e.g. locatello2019)")
+                                        "(e.g. lin2020)")
     args = ap.parse_args(argv)
     try:
         if args.reference:
@@ -360,8 +434,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        path = build(args.dirs, args.out, args.reference)
-    except FileNotFoundError as err:
+        path = build(args.dirs, args.out, args.reference, args.baseline)
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"report: {path.resolve()}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape as e
 
 from dislab.report.plots import Panel, distributions
-from dislab.report.study import budget_label, direction, fmt_stats, knobs, stats
+from dislab.report.study import bounds, budget_label, direction, fmt_stats, knobs, stats
 
 
 def settings_of(key: str, settings: dict) -> tuple[str, dict] | None:
@@ -55,21 +55,17 @@ class Comparison:
 
 
 def compare(groups: dict, ref) -> list[Comparison]:
-    """One record per reference metric x model x budget that has our runs or a published value."""
+    """One record per reference metric x model x budget where our runs have that metric: a reference names no
+    model that did not run (nor a metric none of our runs has)."""
     out = []
     for metric in ref.METRICS:
         published = [p for p in ref.VALUES if p.metric == metric]
-        models = sorted({row.model for rows in groups.values() for row in rows} | {p.model for p in published})
-        for model in models:
-            mine = [p for p in published if p.model == model]
-            seen = False
+        for model in sorted({row.model for rows in groups.values() for row in rows}):
+            mine = [p for p in published if p.fits(model)]
             for b, rows in groups.items():
                 vals = [v for row in rows if row.model == model for v in row.values(metric)]
                 if vals:
-                    seen = True
                     out.append(Comparison(metric, model, b, *stats(vals), mine))
-            if not seen and mine:
-                out.append(Comparison(metric, model, None, float("nan"), float("nan"), 0, mine))
     return out
 
 
@@ -85,7 +81,8 @@ def panels(records: list[Comparison], groups: dict) -> list[Panel]:
                   [[v for row in groups[b] if row.model == m for v in row.values(metric)] for m in models]
                   for b in budgets}
         refs = list(dict.fromkeys((models.index(r.model), p.value, p.short) for r in recs for p in r.published))
-        out.append(Panel(metric, models, series, refs=refs))
+        n = {m: sum(r.n for r in recs if r.model == m) for m in models}
+        out.append(Panel(metric, [f"{m}\nn={n[m]}" for m in models], series, refs=refs, ylim=bounds(metric)))
     return out
 
 
@@ -129,9 +126,10 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
     """The report's HTML for the comparison, and its rows for ``reference.csv``; ``figure(name, png,
     caption)`` writes a figure and returns its HTML."""
     records = compare(groups, ref)
-    sources = list(dict.fromkeys(p.source for r in records for p in r.published))
+    sources = list(dict.fromkeys(p.cite for r in records for p in r.published))
+    setting = getattr(ref, "SETTING", f"The published setting trains {ref.STEPS:,} steps on {ref.DATASET}.")
     h = [f"<h2 id='reference'>Against published numbers: {e(ref.TITLE)}</h2>",
-         f"<p>The published setting trains {ref.STEPS:,} steps on {e(ref.DATASET)}. Coloured bars: published values, "
+         f"<p>{e(setting)} Coloured bars: published values, "
          "one colour per source (legend below the figure; full sources under the table). A “best reported” value "
          "is the best one paper reported for that method, not a mean over seeds.</p>"]
     h += [f"<p class='warn'>{e(c)}</p>" for c in caveats(groups, ref, runs)]
@@ -139,13 +137,15 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
     for p in panels_:
         p.title = f"{p.title} {direction(p.title)}"
     if panels_:
-        h.append(figure("reference.png", distributions(panels_, ncols=3),
-                         "Our scores per model (one point per run) beside the published values"))
+        caption = (f"Our scores per model (one point per run, n under each name) beside the values published on "
+                   f"{ref.DATASET} (each with its budget: sources under the table), one colour per source; scores "
+                   f"between 0 and 1 on that whole axis")
+        h.append(figure("reference.png", distributions(panels_, ncols=3, title=caption), caption))
     h.append("<div class='scroll'><table id='reference-table'><tr><th class='l'>metric</th><th class='l'>model</th>"
              "<th>ours: mean ± std</th><th>n</th><th class='l'>budget</th><th class='l'>published</th></tr>")
     csv_rows, previous = [], None
     for r in records:
-        pubs = "; ".join(f"{p.value:.2f} ({e(p.kind)}) [{sources.index(p.source) + 1}]" for p in r.published)
+        pubs = "; ".join(f"{e(p.text)} [{sources.index(p.cite) + 1}]" for p in r.published)
         first = " class='first'" if r.metric != previous else ""
         previous = r.metric
         h.append(f"<tr{first}><td class='l'>{e(r.metric)} {direction(r.metric)}</td><td class='l'>{e(r.model)}</td>"
@@ -155,6 +155,8 @@ def section(ref, groups: dict, runs, figure) -> tuple[list[str], list[dict]]:
         for p in r.published or [None]:
             csv_rows.append({"metric": r.metric, "model": r.model, "budget": r.budget, "ours_mean": r.mean,
                              "ours_std": r.std, "n": r.n, "published": p.value if p else "",
-                             "kind": p.kind if p else "", "source": p.source if p else ""})
+                             "kind": p.kind if p else "", "std": p.std if p else "", "row": p.row if p else "",
+                             "setting": p.setting if p else "", "definition": p.definition if p else "",
+                             "budget_published": p.budget if p else "", "source": p.source if p else ""})
     h.append("</table></div><ol class='sources'>" + "".join(f"<li>{e(s)}</li>" for s in sources) + "</ol>")
     return h, csv_rows

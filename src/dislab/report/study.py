@@ -202,6 +202,14 @@ def direction(key: str) -> str:
     return "?"
 
 
+def bounds(key: str) -> tuple[float, float] | None:
+    """(0, 1) for a metric that lies between 0 and 1 (every score of ``HIGHER_IS_BETTER``, UDR, fairness's total
+    variations, accuracies), so its figures show that whole range; None for an unbounded one."""
+    if key in HIGHER_IS_BETTER or key.startswith(("udr_", "fairness_")) or "accuracy" in key:
+        return 0.0, 1.0
+    return None
+
+
 DIRECTION_WORDS = {"↑": "higher is better", "↓": "lower is better", "·": "a diagnostic, neither",
                    "?": "direction not known to the report"}
 

@@ -118,6 +118,7 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         result = summarize(sweep_dir, self._started, self.udr_kwargs)
         print(result["text"], flush=True)
+        _study_report(config, sweep_dir)
         wandb_node = next((n for n in (OmegaConf.select(config, "logger") or {}).values()
                            if "Wandb" in str(n.get("_target_", ""))), None)
         if self.wandb and wandb_node is not None:
@@ -184,6 +185,24 @@ class SweepCallback(Callback):
                   exc_info=(type(err), err, err.__traceback__) if isinstance(err, BaseException) else None)
         job_return.status = JobStatus.COMPLETED  # handled: the sweeper must not re-raise it
         job_return.return_value = None
+
+
+def _study_report(config, sweep_dir: Path) -> None:
+    """``sweep=unsupervised_study``'s ``study.report``: the sweep's report (``python -m dislab.report``, a layer
+    above this one, so in its own process) in ``<sweep dir>/report``, against ``study.baseline``, with
+    ``study.reference``; its tables are then the W&B summary run's too (``dislab.sweep.summary.report_tables``)."""
+    study = OmegaConf.select(config, "study")
+    if not study or not study.get("report"):
+        return
+    import subprocess
+
+    cmd = [sys.executable, "-m", "dislab.report", str(sweep_dir)]
+    cmd += ["--baseline", str(study.baseline)] if study.get("baseline") else []
+    cmd += ["--reference", str(study.reference)] if study.get("reference") else []
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    print((done.stdout + done.stderr).strip(), flush=True)
+    if done.returncode:
+        log.warning("the study's report failed (exit status %d): %s", done.returncode, " ".join(cmd))
 
 
 def _refuse_ddp_in_worker_processes(config) -> None:

@@ -259,12 +259,42 @@ def udr_to_runs(summary: dict) -> list[Path]:
     return add_to_runs({(Path(sweep_dir) / p if sweep_dir else Path(p)): v for p, v in per_run.items()})
 
 
+# the tables of the sweep's report (``python -m dislab.report``: comparisons against the baseline, ranks, variance
+# shares, Spearman matrix, UDR selection), written to <sweep dir>/report/<name>.csv when the report is made
+REPORT_TABLES = ("comparisons", "ranks", "variance", "spearman", "selection")
+
+
+def report_tables(sweep_dir: Path) -> dict[str, tuple[list, list]]:
+    """``{report/<name>: (columns, rows)}`` of each report table found in ``<sweep_dir>/report`` (numbers as
+    numbers; empty cells as None)."""
+    out = {}
+    for name in REPORT_TABLES:
+        path = Path(sweep_dir) / "report" / f"{name}.csv"
+        if path.exists():
+            with open(path, newline="") as f:
+                lines = list(csv.reader(f))
+            if lines:
+                out[f"report/{name}"] = (lines[0], [[_number(v) for v in line] for line in lines[1:]])
+    return out
+
+
+def _number(text: str):
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return None if math.isnan(value) else value
+
+
 def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | None = None,
                  group: str | None = None) -> Path | None:
     """One W&B run (job type ``sweep-summary``): config = the sweep's directory, axes (``sweep_axes``)
     and jobs; values = the job table (``sweep_summary``), the cell table (``cells``) and, per cell,
     ``<metric>_mean/<cell>`` and ``udr_<variant>/<cell>`` (means over that cell's seeds; ``<cell>``: its
-    overrides that the other cells do not share, ``cell_labels``). W&B's settings:
+    overrides that the other cells do not share, ``cell_labels``), and the report's tables where the sweep has
+    one (``report_tables``: ``report/comparisons``, ...). W&B's settings:
     ``dislab.trackers.wandb.defaults``. Returns its local run directory."""
     group = group or sweep_dir.name
     table = summary["table"]
@@ -280,5 +310,6 @@ def log_to_wandb(summary: dict, sweep_dir: Path, project: str, entity: str | Non
                 values[f"{c.removesuffix('_mean') if c.startswith('udr_') else c}/{label}"] = v
     done = [r for r in summary["runs"] if r.status == "done"]
     values.update(jobs=len(table), done=len(done), failed=len(table) - len(done))
-    return log_run(sweep_dir, config, {"sweep_summary": (cols, data), "cells": (cell_cols, cells)}, values,
+    tables = {"sweep_summary": (cols, data), "cells": (cell_cols, cells), **report_tables(sweep_dir)}
+    return log_run(sweep_dir, config, tables, values,
                    project=project, entity=entity, group=group, name=f"{group}-summary", job_type="sweep-summary")

@@ -12,6 +12,13 @@ def log_scalars(loggers, values: dict[str, float], step: int):
         logger.log_metrics(values, step=step)
 
 
+def log_final(loggers, scalars: dict[str, float], untrained: dict[str, float], step: int):
+    """The final scalars, and the untrained network's scores as ``untrained/<metric>`` beside them: logged at the
+    final step, so that a tracker's summary (W&B's: each key's last value) holds both the trained ``metrics/<key>``
+    and the untrained ``untrained/<key>`` (the untrained ones are also ``metrics/<key>`` at step 0)."""
+    log_scalars(loggers, {**scalars, **{f"untrained/{k}": float(v) for k, v in untrained.items()}}, step)
+
+
 def takes_pictures(loggers) -> bool:
     return any(_picture_path(lg) is not None for lg in loggers)
 
