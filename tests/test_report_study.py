@@ -5,6 +5,7 @@ command again resumes it. One real small study (the toy data set, an mlp, 200 st
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -63,3 +64,18 @@ def test_a_method_without_a_study_preset_is_refused_before_any_job(tmp_path):
     assert out.returncode != 0
     assert "study.methods=['nosuch'] has no study preset" in out.stderr and "beta_tcvae" in out.stderr
     assert not list(tmp_path.glob("*/metrics.json"))
+
+
+def test_the_study_packed_trains_its_methods_as_one_group_of_normal_runs(tmp_path):
+    """pack=8: the study's eight jobs (three methods) share the study's budget, so they train as one packed group;
+    each is a normal run of the summary and the report."""
+    args = [a for a in STUDY if not a.startswith(("launcher=", "hydra.launcher."))]
+    out = _train(*args, "pack=8", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "packed group 0: jobs 0,1,2,3,4,5,6,7" in out.stdout + out.stderr
+    with open(tmp_path / "sweep_summary.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["done"] * 8
+    for n in range(8):
+        saved = json.loads((tmp_path / str(n) / "metrics.json").read_text())
+        assert len(saved["packed"]["group"]) == 8 and saved["global_step"] == 200
+    assert (tmp_path / "report" / "report.html").exists()

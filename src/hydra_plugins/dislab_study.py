@@ -8,7 +8,8 @@ preset as Hydra would), lets the command line's own sweeps replace those of the 
 expands the product as the basic sweeper does, and prefixes every job with ``sweep=<method>_grid`` (so the job
 is that preset: its model, budget, settings). The jobs of all methods are numbered in one sequence, in the
 order of ``study.methods``, so the same command in the same ``sweep_name`` resumes: finished jobs are
-skipped. Batching (``max_batch_size``) and launching are the basic sweeper's, with any launcher.
+skipped. Batching (``max_batch_size``) and launching are the basic sweeper's, with any launcher; with ``pack=k``
+the jobs are trained in packed groups (``PackSweeper``).
 Hydra takes sweepers only from the ``hydra_plugins`` namespace package."""
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import logging
 import time
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+
+from hydra_plugins.dislab_pack import PackSweeper
 
 log = logging.getLogger("dislab")
 GRID = "{}_grid"  # a method's study preset in the `sweep` group
@@ -33,7 +35,7 @@ def study_presets(config_loader) -> list[str]:
     return sorted(n.removesuffix("_grid") for n in names if n.endswith("_grid"))
 
 
-class StudySweeper(BasicSweeper):
+class StudySweeper(PackSweeper):
     def _methods(self) -> list[str]:
         methods = OmegaConf.select(self.config, "study.methods")
         methods = [methods] if isinstance(methods, str) else list(methods or [])
@@ -82,7 +84,7 @@ class StudySweeper(BasicSweeper):
             jobs += self.split_arguments(overrides, None)[0]
         return jobs
 
-    def sweep(self, arguments: list[str]):
+    def sweep_alone(self, arguments: list[str]):
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = self.job_overrides(arguments)
         n = self.max_batch_size if self.max_batch_size not in (None, -1) else len(jobs)
