@@ -259,3 +259,16 @@ def begin_segment(run_dir: Path, cfg, hydra_cfg, extend: bool, writer: bool = Tr
     step, before = resume_point(ckpt, cfg)
     before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
     return step, before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
+
+
+def record_refusal(hydra_cfg, run_dir: Path, error: BaseException, config) -> None:
+    """A sweep's job refused its directory (held by another process, or another run's): what and why, in the
+    sweep directory (``<sweep>/refused/<job>.json``, read by the summary), never in the job's directory."""
+    from dislab import atomic
+
+    choices = OmegaConf.to_container(hydra_cfg.runtime.choices)
+    atomic.write_json(Path(hydra_cfg.sweep.dir) / REFUSED / f"{Path(run_dir).name}.json", {
+        "error": f"{type(error).__name__}: {error}".replace("\n", " "),
+        "overrides": OmegaConf.to_container(hydra_cfg.overrides.task),
+        "config": OmegaConf.to_container(config, resolve=False),
+        "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})

@@ -39,13 +39,13 @@ from dislab.rundir import (
     ERROR,
     HISTORY,
     METRICS,
-    REFUSED,
     REPRESENTATION,
     RunDirRefused,
     accept,
     begin_segment,
     finished,
     identity,
+    record_refusal,
     versions,
 )
 
@@ -97,6 +97,9 @@ def packable(cfg) -> str | None:
         return "a multi-device trainer cannot be packed"
     if cfg.get("debug"):
         return "a debug run cannot be packed"
+    precision = str(cfg.trainer.get("precision", "32"))
+    if precision not in ("32", "32-true", "64", "64-true", "bf16-mixed"):
+        return f"trainer.precision={precision} cannot be packed (packed: 32, 64, bf16-mixed)"
     return None
 
 
@@ -115,11 +118,7 @@ def _dtype(cfg) -> tuple[torch.dtype, bool]:
     p = str(cfg.trainer.get("precision", "32"))
     if p.startswith("64"):
         return torch.float64, False
-    if p.startswith("bf16"):
-        return torch.float32, True
-    if p not in ("32", "32-true"):
-        raise GroupRefused(f"trainer.precision={p} cannot be packed; allowed: 32, 64, bf16-mixed")
-    return torch.float32, False
+    return torch.float32, p.startswith("bf16")
 
 
 def _device(cfg) -> torch.device:
@@ -143,7 +142,6 @@ class _Job:
         self.history = None
         self.skipped = 0
         self.stopped = False
-        self.log_handler = None
 
     def name(self) -> str:
         from dislab.train import run_name
@@ -153,18 +151,9 @@ class _Job:
 
 
 def _refusal(job: _Job, e: BaseException) -> None:
-    """A job refused its directory: recorded in the sweep directory (never in the job's), as a single job's is."""
-    hc = job.hydra_cfg
-    if hc is None or job.run_dir is None:
-        return
-    from omegaconf import OmegaConf
-
-    line = f"{type(e).__name__}: {e}".replace("\n", " ")
-    choices = OmegaConf.to_container(hc.hydra.runtime.choices)
-    atomic.write_json(Path(hc.hydra.sweep.dir) / REFUSED / f"{job.run_dir.name}.json", {
-        "error": line, "overrides": OmegaConf.to_container(hc.hydra.overrides.task),
-        "config": OmegaConf.to_container(job.cfg, resolve=False),
-        "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
+    """A job refused its directory: recorded in the sweep directory, as a single job's is."""
+    if job.hydra_cfg is not None and job.run_dir is not None:
+        record_refusal(job.hydra_cfg.hydra, job.run_dir, e, job.cfg)
 
 
 def _end_trackers(job: _Job, status: str) -> None:

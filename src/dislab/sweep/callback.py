@@ -166,15 +166,11 @@ class SweepCallback(Callback):
         line = f"{type(err).__name__}: {err}".replace("\n", " ")
         from dislab import atomic
         from dislab.lock import RunDirInUse
-        from dislab.rundir import RunDirRefused
+        from dislab.rundir import RunDirRefused, record_refusal
 
         if isinstance(err, (RunDirInUse, RunDirRefused)):  # another process's directory, or another run's:
             if not is_other_rank():  # not this job's to write: the summary reads the job and why from the sweep dir
-                choices = OmegaConf.to_container(config.hydra.runtime.choices)
-                atomic.write_json(Path(config.hydra.sweep.dir) / REFUSED / f"{out.name}.json", {
-                    "error": line, "overrides": OmegaConf.to_container(config.hydra.overrides.task),
-                    "config": OmegaConf.to_container(job_return.cfg, resolve=False),
-                    "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}})
+                record_refusal(config.hydra, out, err, job_return.cfg)
         elif not is_other_rank() and not (out / ERROR).exists():
             if not (out / HYDRA / CONFIG).exists():  # refused before it started: list it in the summary
                 from dislab.rundir import write_hydra
