@@ -460,7 +460,7 @@ def evaluating(pack, models: list):
 def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list[str]) -> None:
     from dislab.console import Console
     from dislab.evaluate import evaluation_scalars
-    from dislab.trackers.log import log_pictures, log_scalars
+    from dislab.trackers.log import log_final, log_pictures
     from dislab.trackers.loggers import tracker_views
     from dislab.train import _metrics_only, _what_trained, write_pictures
 
@@ -477,7 +477,7 @@ def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list
         "budgets": job.budgets, "data": data.source(), "packed": {"group": group},
     })
     try:
-        log_scalars(job.loggers, scalars, steps)
+        log_final(job.loggers, scalars, job.untrained, steps)
         log_pictures(job.loggers, pics, steps)
     except Exception as e:  # noqa: BLE001 results are on disk
         log.warning("a logger failed after the results were written: %s", e)
