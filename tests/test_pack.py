@@ -349,3 +349,24 @@ def test_usr2_saves_the_groups_checkpoints_then_runs_the_handler_that_was_there_
     finally:
         signal.signal(signal.SIGUSR2, before)
     assert [_step(tmp_path / str(i)) for i in range(2)] == [3, 3] and not checkpoint._seen[signal.SIGUSR2]
+
+
+def test_a_run_alone_refuses_a_packed_checkpoint_and_writes_nothing(tmp_path):
+    import hashlib
+
+    from dislab.pack.run import run_group
+    from dislab.rundir import RunDirRefused
+    from dislab.train import run
+
+    cfgs = [compose([*BASE, f"seed={i}", f"run_dir={tmp_path / str(i)}"]) for i in range(2)]
+    run_group([(c, None) for c in cfgs])
+    (tmp_path / "0" / "metrics.json").unlink()  # as if killed after its last checkpoint
+
+    def tree():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "0").rglob("*"))
+                if p.is_file()}
+
+    before = tree()
+    with pytest.raises(RunDirRefused, match="written by a packed group: resume it in a packed sweep"):
+        run(cfgs[0])
+    assert tree() == before

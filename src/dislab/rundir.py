@@ -155,9 +155,10 @@ def identity(cfg) -> dict:
             "dataset": cfg.dataset._target_}
 
 
-def resume_point(ckpt_path: Path, cfg) -> tuple[int, list[int]]:
+def resume_point(ckpt_path: Path, cfg, packed: bool = False) -> tuple[int, list[int]]:
     """The checkpoint's step and the step budgets its run trained with so far (one per extension); a checkpoint
-    of other weights (``identity``) or none readable is refused in one line."""
+    of other weights (``identity``), none readable, or one written by a packed group for a run alone (``packed``:
+    this run is in a packed group; ``dislab.pack``) or the other way round, is refused in one line."""
     import torch
 
     try:
@@ -168,6 +169,10 @@ def resume_point(ckpt_path: Path, cfg) -> tuple[int, list[int]]:
     except Exception as e:
         why = type(e).__name__
         raise ConfigError(f"cannot resume from {ckpt_path}: not a readable dislab checkpoint ({why})") from e
+    if ("packed" in state) != packed:
+        raise RunDirRefused(f"{ckpt_path} was written by {'a packed group' if 'packed' in state else 'a run alone'}: "
+                          f"resume it {'in a packed sweep (pack=k, k > 1)' if 'packed' in state else 'alone'} "
+                          f"as it was trained, or delete it to train the run again from the start")
     mine = identity(cfg)
     diff = [k for k in mine if saved.get(k) != mine[k]]
     if diff:
@@ -242,13 +247,15 @@ def job_log(run_dir: Path, job: str = "train"):
         handler.close()
 
 
-def begin_segment(run_dir: Path, cfg, hydra_cfg, extend: bool, writer: bool = True) -> tuple[int, list[int]]:
+def begin_segment(run_dir: Path, cfg, hydra_cfg, extend: bool, writer: bool = True, packed: bool = False
+                  ) -> tuple[int, list[int]]:
     """Start this segment of the run in ``run_dir`` (``accept`` said so and the input is valid): an extended
     run's shorter result is kept as ``metrics.<step>.json`` and ``.hydra/`` is written (``writer``: not by the
     other DDP ranks). Returns the checkpoint's step (0: a new run) and the step budget of each segment."""
     ckpt = run_dir / CHECKPOINT
     resume = bool(cfg.resume) and ckpt.exists()
     previous = saved_config(run_dir) if resume else None  # read before it is rewritten
+    point = resume_point(ckpt, cfg, packed) if resume else None  # a refusal before anything is written
     if writer:
         if extend and (run_dir / METRICS).exists():
             step = json.loads((run_dir / METRICS).read_text()).get("global_step")
@@ -256,7 +263,7 @@ def begin_segment(run_dir: Path, cfg, hydra_cfg, extend: bool, writer: bool = Tr
         write_hydra(run_dir, cfg, hydra_cfg)
     if not resume:
         return 0, [int(cfg.steps)]
-    step, before = resume_point(ckpt, cfg)
+    step, before = point
     before = before or [int((previous or cfg).steps)]  # a checkpoint from before budgets were kept
     return step, before if before[-1] == cfg.steps else [*before, int(cfg.steps)]
 

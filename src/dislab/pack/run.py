@@ -283,7 +283,8 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                     check_posterior_metrics(model, {**final_metrics, **during})
                     gen = torch.Generator().manual_seed(0)
                     gen.set_state(torch.get_rng_state())  # where the single run's global generator stands
-                    start, job.budgets = begin_segment(job.run_dir, job.cfg, hc, job.state == "extend")
+                    start, job.budgets = begin_segment(job.run_dir, job.cfg, hc, job.state == "extend",
+                                                       packed=True)
                     stack.enter_context(job_log(job.run_dir, hc.job.name if hc else "train"))
                     job.history = HistoryLogger(job.run_dir / HISTORY)
                     job.loggers = [job.history, *make_loggers(job.cfg, job.run_dir, job.name(),
@@ -304,9 +305,6 @@ def _train(jobs: list[_Job], group_id: str) -> None:
         start = starts[0]
         ckpts = [torch.load(j.run_dir / CHECKPOINT, map_location="cpu", weights_only=True) if start else None
                  for j in jobs]
-        for c in ckpts:
-            if c is not None and "packed" not in c:
-                raise GroupRefused(f"{CHECKPOINT} of a run trained alone resumes alone: run it with pack=1")
         # the untrained scores, as a single run gets them (before training moves the models to the group's
         # device and precision): once per untrained network, shared with the sweep's other jobs
         for i, job in enumerate(jobs):
