@@ -171,12 +171,13 @@ class SweepCallback(Callback):
         if isinstance(err, (RunDirInUse, RunDirRefused)):  # another process's directory, or another run's:
             if not is_other_rank():  # not this job's to write: the summary reads the job and why from the sweep dir
                 record_refusal(config.hydra, out, err, job_return.cfg)
-        elif not is_other_rank() and not (out / ERROR).exists():
-            if not (out / HYDRA / CONFIG).exists():  # refused before it started: list it in the summary
+        elif not is_other_rank():
+            if not (out / HYDRA / CONFIG).exists():  # failed before it started: list it in the summary
                 from dislab.rundir import write_hydra
 
                 write_hydra(out, job_return.cfg, job_return.hydra_cfg.hydra)
-            atomic.write_text(out / ERROR, line + "\n")
+            if not (out / ERROR).exists():
+                atomic.write_text(out / ERROR, line + "\n")
         log.error("job %s failed (the sweep goes on): %s", config.hydra.job.num, line,
                   exc_info=(type(err), err, err.__traceback__) if isinstance(err, BaseException) else None)
         job_return.status = JobStatus.COMPLETED  # handled: the sweeper must not re-raise it
