@@ -14,9 +14,11 @@ from conftest import FAST, compose
 @pytest.fixture
 def scored(monkeypatch):
     """The calls of ``dislab.evaluate.evaluation_scalars`` that score an untrained network (the final
-    evaluation and the metrics during training call the name ``dislab.callbacks.metrics`` imported first)."""
-    import dislab.callbacks.metrics  # noqa: F401  (binds the real function before it is wrapped)
+    evaluation and the metrics during training call the names ``dislab.train`` and ``dislab.callbacks.metrics``
+    imported first)."""
+    import dislab.callbacks.metrics  # noqa: F401  (bind the real function before it is wrapped)
     import dislab.evaluate
+    import dislab.train  # noqa: F401
 
     calls, real = [], dislab.evaluate.evaluation_scalars
     monkeypatch.setattr(dislab.evaluate, "evaluation_scalars", lambda *a, **k: calls.append(a) or real(*a, **k))
@@ -106,7 +108,8 @@ def test_evaluations_run_on_the_training_device(tmp_path, monkeypatch):
         self, *a, **k))
     monkeypatch.setattr(pl.LightningModule, "cpu", lambda self: events.append(("cpu",)) or real_cpu(self))
     for module, name in ((dislab.evaluate, "evaluation_scalars"), (dislab.callbacks.metrics, "evaluation_scalars"),
-                         (dislab.train, "representation"), (dislab.train, "write_pictures")):
+                         (dislab.train, "evaluation_scalars"), (dislab.train, "representation"),
+                         (dislab.train, "write_pictures")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _n=name, _r=real, **k: events.append((_n,)) or _r(*a, **k))
 

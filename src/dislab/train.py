@@ -16,7 +16,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dislab import atomic
-from dislab.evaluate import check_posterior_metrics, metric_settings, representation, untrained_scalars
+from dislab.evaluate import (
+    check_posterior_metrics,
+    evaluation_scalars,
+    metric_settings,
+    representation,
+    untrained_scalars,
+)
 from dislab.rundir import (
     CHECKPOINT,
     ERROR,
@@ -98,6 +104,32 @@ def write_pictures(model, data, run_dir: Path, eval_seed: int, rep: dict, metric
     return write(model, data, run_dir, eval_seed, rep, metrics)
 
 
+def write_results(cfg, run_dir: Path, model, data, final_metrics: dict, untrained: dict, step: int,
+                  budgets: list[int], con, **extra) -> tuple[dict, dict, dict]:
+    """A trained run's final evaluation, ``representation.npz``, pictures and ``metrics.json`` (``extra``: more
+    of its fields, a packed group's); returns (final metrics, every scalar scored, the pictures to log)."""
+    with con.phase("final evaluation", ", ".join(final_metrics) or "representation.npz"):
+        scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
+        values = _metrics_only(scalars)
+        rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
+        atomic.write_npz(run_dir / REPRESENTATION, **rep)
+    with con.phase("pictures", str(run_dir / "pictures")):
+        pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
+    atomic.write_json(run_dir / METRICS, {
+        "metrics": values, "untrained": untrained, "global_step": step,
+        "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
+        "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
+        "budgets": budgets, "data": data.source(), **extra,
+    })
+    return values, scalars, pics
+
+
+def metrics_chosen() -> bool:
+    """Whether this Hydra job's command line chose ``metrics=`` (``dislab.validate.validate_data``)."""
+    hc = _hydra()
+    return hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
+
+
 def _metrics_only(scalars: dict) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("metrics/")}
 
@@ -163,7 +195,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
 
     from dislab.callbacks.checkpoint import AtomicCheckpoint, Interrupted
     from dislab.callbacks.history import HistoryLogger
-    from dislab.callbacks.metrics import MetricsDuringTraining, evaluation_scalars
+    from dislab.callbacks.metrics import MetricsDuringTraining
     from dislab.callbacks.nan_guard import NanGuard
     from dislab.callbacks.profiler import NoProfiler
     from dislab.callbacks.progress import ProgressBar
@@ -188,9 +220,7 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
 
     data = instantiate(cfg.dataset)
     final_metrics, during = instantiate(cfg.metrics) or {}, instantiate(cfg.metrics_during) or {}
-    hc = _hydra()
-    explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
-    validate_data(cfg, data, final_metrics, explicit)
+    validate_data(cfg, data, final_metrics, metrics_chosen())
     model = build_model(cfg, data, compile=bool(cfg.get("compile")))
     check_posterior_metrics(model, {**final_metrics, **during})  # before training, not after it
     dm = GroundTruthDataModule(data, cfg.batch_size, cfg.seed, pairs=getattr(model, "pairs", None))
@@ -242,20 +272,8 @@ def _train(cfg, run_dir: Path, extra_callbacks: list, extend: bool = False) -> d
             return {}
 
         model.to(device)  # Lightning's teardown has moved it to the CPU
-        with con.phase("final evaluation", ", ".join(final_metrics) or "representation.npz"):
-            scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-            values = _metrics_only(scalars)
-            rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
-            atomic.write_npz(run_dir / REPRESENTATION, **rep)
-        with con.phase("pictures", str(run_dir / "pictures")):
-            pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
-        atomic.write_json(run_dir / METRICS, {
-            "metrics": values, "untrained": untrained, "global_step": trainer.global_step,
-            "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
-            "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
-            "budgets": budgets,
-            "data": data.source(),
-        })
+        values, scalars, pics = write_results(cfg, run_dir, model, data, final_metrics, untrained,
+                                              trainer.global_step, budgets, con)
         try:  # results are on disk: a logger failing now loses nothing
             log_final(loggers, scalars, untrained, trainer.global_step)
             log_pictures(loggers, pics, trainer.global_step)

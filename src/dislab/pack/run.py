@@ -33,20 +33,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from dislab import atomic
-from dislab.evaluate import check_posterior_metrics, metric_settings, representation
+from dislab.evaluate import check_posterior_metrics
 from dislab.rundir import (
     CHECKPOINT,
     ERROR,
     HISTORY,
-    METRICS,
-    REPRESENTATION,
     RunDirRefused,
     accept,
     begin_segment,
     finished,
     identity,
     record_refusal,
-    versions,
 )
 
 log = logging.getLogger("dislab")
@@ -79,11 +76,12 @@ def as_job(hydra_cfg):
 
 def packable(cfg) -> str | None:
     """Why the job of ``cfg`` cannot be packed (one line), or None."""
+    from hydra.utils import get_class
+
     from dislab.models.vae import VAE, PairVAE
 
     target = str(cfg.model._target_)
-    module, _, name = target.rpartition(".")
-    cls = getattr(__import__(module, fromlist=[name]), name)
+    cls = get_class(target)
     if not issubclass(cls, VAE) or issubclass(cls, PairVAE) or cls.pack_refusal:
         why = getattr(cls, "pack_refusal", None) or "it trains on pairs (weak supervision)"
         return f"model {target.rsplit('.', 1)[-1]} cannot be packed: {why}"
@@ -256,7 +254,7 @@ def _train(jobs: list[_Job], group_id: str) -> None:
     from dislab.rundir import job_log
     from dislab.trackers.log import log_scalars
     from dislab.trackers.loggers import make_loggers
-    from dislab.train import _metrics_only, group_name, untrained_cache_dir
+    from dislab.train import _metrics_only, group_name, metrics_chosen, untrained_cache_dir
     from dislab.validate import validate_data
 
     warnings.filterwarnings("ignore", ".*IterableDataset.*__len__.*")
@@ -269,15 +267,13 @@ def _train(jobs: list[_Job], group_id: str) -> None:
     exact = device.type == "cpu"
     data = instantiate(cfg0.dataset)
     final_metrics, during = instantiate(cfg0.metrics) or {}, instantiate(cfg0.metrics_during) or {}
-    names = [j.name() for j in jobs]
     with contextlib.ExitStack() as stack:
         models, gens, starts = [], [], []
         for job in list(jobs):
             try:
                 with as_job(job.hydra_cfg):
                     hc = HydraConfig.get() if HydraConfig.initialized() else None
-                    explicit = hc is not None and any(o.lstrip("+").startswith("metrics=") for o in hc.overrides.task)
-                    validate_data(job.cfg, data, final_metrics, explicit)
+                    validate_data(job.cfg, data, final_metrics, metrics_chosen())
                     pl.seed_everything(job.cfg.seed, workers=True, verbose=False)
                     model = build_model(job.cfg, data)
                     check_posterior_metrics(model, {**final_metrics, **during})
@@ -338,8 +334,8 @@ def _train(jobs: list[_Job], group_id: str) -> None:
         k = len(jobs)
         log.info("packed group%s: %d models in one step on %s (%s)%s", f" {group_id}" if group_id else "", k,
                  device, str(dtype).replace("torch.", ""), f", resuming at step {start}" if start else "")
-        for j, n in zip(jobs, names, strict=False):
-            log.info("  %s -> %s", n, j.run_dir)
+        for j in jobs:
+            log.info("  %s -> %s", j.name(), j.run_dir)
 
         seeds = sorted({int(j.cfg.seed) for j in jobs})
         paint = paint_device(data, device) if str(cfg0.dataset.get("device", "auto")) != "cpu" else None
@@ -401,25 +397,23 @@ def _train(jobs: list[_Job], group_id: str) -> None:
                 for i, job in enumerate(jobs):
                     if not job.stopped:
                         log_scalars(job.loggers, {f"train/{n}": v for n, v in terms[i].items()}, t)
-            if done % every_log == 0 or (every_ckpt and done % every_ckpt == 0) or done == steps:
+            evaluate = bool(every_eval and done % every_eval == 0 and done < steps and during)
+            save_now = (_seen[signal.SIGTERM] or _seen[signal.SIGUSR2]
+                        or bool(every_ckpt and done % every_ckpt == 0 and done < steps))
+            if done % every_log == 0 or evaluate or save_now:  # the flags, before what acts on them
                 check()
-            if every_eval and done % every_eval == 0 and done < steps and during:
-                check()
+            if evaluate:
                 with evaluating(pack, models):
                     for i, job in enumerate(jobs):
                         if not job.stopped:
                             log_scalars(job.loggers, evaluation_scalars(
                                 models[i], data, during, job.cfg.eval_seed, job.cfg.num_decomposition,
                                 prefix="during"), done)
+            if save_now:
+                save(range(k))
             if _seen[signal.SIGTERM]:
-                check()
-                save(range(k))
                 raise Interrupted(f"SIGTERM at step {done}: checkpoints saved; re-run the same command to resume")
-            usr2 = _seen[signal.SIGUSR2]
-            if usr2 or (every_ckpt and done % every_ckpt == 0 and done < steps):
-                check()
-                save(range(k))
-            if usr2:  # a time limit near, or pre-emption: saved; then submitit's handler (requeue, or go on)
+            if _seen[signal.SIGUSR2]:  # a time limit near, or pre-emption: saved; then submitit's handler
                 _seen[signal.SIGUSR2] = False
                 log.warning("USR2 at step %d: the group's checkpoints saved", done)
                 chain_usr2(done, "each job's checkpoints/last.ckpt")
@@ -457,23 +451,14 @@ def evaluating(pack, models: list):
 
 def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list[str]) -> None:
     from dislab.console import Console
-    from dislab.evaluate import evaluation_scalars
     from dislab.trackers.log import log_final, log_pictures
     from dislab.trackers.loggers import tracker_views
-    from dislab.train import _metrics_only, _what_trained, write_pictures
+    from dislab.train import write_results
 
     cfg, run_dir = job.cfg, job.run_dir
-    scalars = evaluation_scalars(model, data, final_metrics, cfg.eval_seed, cfg.num_decomposition)
-    values = _metrics_only(scalars)
-    rep = representation(model, data, cfg.num_eval, cfg.eval_seed)
-    atomic.write_npz(run_dir / REPRESENTATION, **rep)
-    pics = write_pictures(model, data, run_dir, cfg.eval_seed, rep, final_metrics)
-    atomic.write_json(run_dir / METRICS, {
-        "metrics": values, "untrained": job.untrained, "global_step": steps,
-        "decomposition": {k.split("/", 1)[1]: v for k, v in scalars.items() if k.startswith("decomposition/")},
-        "settings": metric_settings(final_metrics), "versions": versions(), "overrides": _what_trained(),
-        "budgets": job.budgets, "data": data.source(), "packed": {"group": group},
-    })
+    con = Console(job.name())
+    values, scalars, pics = write_results(cfg, run_dir, model, data, final_metrics, job.untrained, steps,
+                                          job.budgets, con, packed={"group": group})
     try:
         log_final(job.loggers, scalars, job.untrained, steps)
         log_pictures(job.loggers, pics, steps)
@@ -482,4 +467,4 @@ def _finish(job: _Job, model, data, final_metrics: dict, steps: int, group: list
     _end_trackers(job, "success")
     job.result = values
     job.state = "done"
-    Console(job.name()).end(run_dir, values, job.untrained, pics, tracker_views(job.loggers, run_dir))
+    con.end(run_dir, values, job.untrained, pics, tracker_views(job.loggers, run_dir))
