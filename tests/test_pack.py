@@ -31,14 +31,18 @@ def _weights(run_dir) -> dict:
     return torch.load(Path(run_dir) / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
+def _group(root, jobs, extra) -> list[tuple]:
+    """The jobs ``[[override, ...], ...]`` of one packed group, job i in ``root/i``."""
+    return [(compose([*BASE, *extra, *o, f"run_dir={root / str(i)}"]), None) for i, o in enumerate(jobs)]
+
+
 def _single_and_packed(tmp_path, jobs, extra):
     from dislab.pack.run import run_group
     from dislab.train import run
 
     for i, o in enumerate(jobs):
         run(compose([*BASE, *extra, *o, f"run_dir={tmp_path / 'single' / str(i)}"]))
-    out = run_group([(compose([*BASE, *extra, *o, f"run_dir={tmp_path / 'packed' / str(i)}"]), None)
-                     for i, o in enumerate(jobs)])
+    out = run_group(_group(tmp_path / "packed", jobs, extra))
     assert all(isinstance(r, dict) for r in out), out
     return [(tmp_path / "single" / str(i), tmp_path / "packed" / str(i)) for i in range(len(jobs))]
 
@@ -149,7 +153,7 @@ def test_a_killed_group_resumes_exactly(tmp_path, monkeypatch):
     extra = ["steps=10", "+trainer.precision=64-true", "checkpoint_every=4"]
 
     def group(name):
-        return [(compose([*BASE, *extra, *o, f"run_dir={tmp_path / name / str(i)}"]), None) for i, o in enumerate(jobs)]
+        return _group(tmp_path / name, jobs, extra)
 
     run_group(group("whole"))
     real = engine.Pack.step
@@ -276,7 +280,7 @@ def test_sigterm_saves_every_jobs_checkpoint_at_the_step_and_the_group_resumes_e
     extra = ["steps=9", "+trainer.precision=64-true", "checkpoint_every=100"]
 
     def group(name):
-        return [(compose([*BASE, *extra, *o, f"run_dir={tmp_path / name / str(i)}"]), None) for i, o in enumerate(jobs)]
+        return _group(tmp_path / name, jobs, extra)
 
     run_group(group("whole"))
     real = engine.Pack.step

@@ -35,7 +35,7 @@ def _start(run_dir: Path) -> tuple[int, bool] | None:
         return 0, True
     import torch
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)  # two keys of it: no weights read
     return int(state.get("global_step", 0)), "packed" in state
 
 
